@@ -1,0 +1,43 @@
+# Two commands on a fresh clone (Python 3.11 + pip only):
+#   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
+#   make test   - set up .venv, then run the tests
+# Also: make smoke (tiny sizes, scratch copy, < 3 min), make ui (MLflow on localhost).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Offline by default: the built-in corpus, model and embedders need no download.
+# For a hub model or dataset: make run HF_HUB_OFFLINE=0
+HF_HUB_OFFLINE ?= 1
+export HF_HUB_OFFLINE
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_STUDIO_OFFLINE := true
+export DVC_NO_ANALYTICS := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run smoke test ui clean-outputs
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/divwrite repro
+
+smoke: setup
+	$(BIN)/divwrite smoke $(if $(SMOKE_DIR),--dir $(SMOKE_DIR),)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+clean-outputs:
+	rm -rf data/ingested data/truth data/filtered data/pairs data/weighted data/generations data/evaluation models reports

@@ -1,0 +1,27 @@
+"""`divwrite` command line: the pipeline under MLflow, and the smoke profile."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="divwrite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    repro = sub.add_parser("repro", help="dvc repro inside one MLflow pipeline run (extra args go to dvc)")
+    repro.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    smoke = sub.add_parser("smoke", help="the whole pipeline on tiny sizes in a scratch copy")
+    smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
+    args = parser.parse_args(argv)
+
+    from divwrite import pipeline
+
+    if args.command == "repro":
+        return pipeline.run_pipeline(args.dvc_args)
+    return pipeline.run_smoke(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Reading `params.yaml` and applying profiles (e.g. `profiles/smoke.yaml`)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The pipeline's parameters, read from the working directory.
+
+    DVC runs every stage from the repository root, and in `dvc exp run --queue` from the
+    experiment's temporary checkout, so the working directory is the right place to read
+    from (never `DVC_ROOT`, which points at the original repo in queued runs).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path.resolve()}: no params file; run from the repository root")
+    with path.open(encoding="utf-8") as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override` applied recursively (mappings merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (lists kept as their string form), for MLflow params."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,143 @@
+"""Running the DVC pipeline inside one MLflow run, and the smoke profile.
+
+`run_pipeline` opens the pipeline's MLflow run, runs `dvc repro` with the run id in the
+environment (each stage that runs nests its own run under it), then logs the params,
+the results, the figure and `dvc.lock` to the pipeline run, and prints a table of the
+stages that ran and how long each took.
+
+`run_smoke` copies the project's tracked files into a scratch folder, applies
+`profiles/smoke.yaml` on top of `params.yaml` and runs the same pipeline there, so a
+smoke run never touches the outputs or the DVC cache of the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from divwrite.params import deep_merge, flatten, load_params
+from divwrite.records import read_json
+from divwrite.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
+
+RESULT_ARTIFACTS = [
+    "reports/results.json",
+    "reports/results.md",
+    "reports/metrics.json",
+    "reports/quality_vs_diversity.png",
+    "dvc.lock",
+    "params.yaml",
+]
+
+
+def _venv_env(extra: dict[str, str]) -> dict[str, str]:
+    """Environment for DVC: this interpreter's bin first on PATH (stages call `python`)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("DVC_STUDIO_OFFLINE", "true")
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.update(extra)
+    return env
+
+
+def run_pipeline(dvc_args: list[str] | None = None, root: Path | None = None) -> int:
+    """`dvc repro` under one MLflow pipeline run; returns DVC's exit code."""
+    import mlflow
+
+    root = (root or Path.cwd()).resolve()
+    os.chdir(root)
+    params = load_params(root / "params.yaml")
+    experiment_id = configure(params.get("mlflow", {}).get("experiment", "divwrite"), root)
+    tags = {
+        "divwrite.kind": "pipeline",
+        "mlflow.source.git.commit": git_commit(root),
+        "divwrite.dvc_args": " ".join(dvc_args or []),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline", tags=tags) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        env = _venv_env({PARENT_RUN_ENV: run.info.run_id})
+        code = subprocess.call([sys.executable, "-m", "dvc", "repro", *(dvc_args or [])], cwd=root, env=env)
+        if (root / "reports/metrics.json").exists():
+            log_metrics(read_json(root / "reports/metrics.json"))
+        for name in RESULT_ARTIFACTS:
+            if (root / name).exists():
+                mlflow.log_artifact(str(root / name), artifact_path=str(Path(name).parent))
+        _print_stage_times(run.info.run_id, experiment_id)
+        if code != 0:
+            mlflow.set_tag("divwrite.error", f"dvc repro exited with {code}")
+            mlflow.end_run(status="FAILED")
+    return code
+
+
+def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    if not runs:
+        print("divwrite: no stage ran (the pipeline is up to date)")
+        return
+    print("\nstage                      status     seconds")
+    for r in runs:
+        seconds = r.data.metrics.get("stage_seconds", float("nan"))
+        print(f"{r.info.run_name:<26} {r.info.status:<10} {seconds:7.1f}")
+
+
+def smoke_params(root: Path) -> dict:
+    """`params.yaml` with `profiles/smoke.yaml` applied."""
+    with (root / "profiles" / "smoke.yaml").open(encoding="utf-8") as f:
+        override = yaml.safe_load(f) or {}
+    return deep_merge(load_params(root / "params.yaml"), override)
+
+
+def _tracked_files(root: Path) -> list[Path]:
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+        return [Path(p) for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        raise RuntimeError(f"{root} is not a git checkout: cannot tell project files from outputs") from None
+
+
+def prepare_smoke_copy(root: Path, target: Path) -> Path:
+    """Copy the project's files (not its outputs) to `target` and apply the smoke profile."""
+    target.mkdir(parents=True, exist_ok=True)
+    for rel in _tracked_files(root):
+        if rel.parts[0] in {"dvc.lock"} or not (root / rel).is_file():
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, dest)
+    with (target / "params.yaml").open("w", encoding="utf-8") as f:
+        yaml.safe_dump(smoke_params(root), f, sort_keys=False)
+    # A DVC project of its own, outside git: nothing here is committed.
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-f", "-q"], cwd=target, check=True, env=_venv_env({}))
+    for key, value in [("core.analytics", "false"), ("core.check_update", "false")]:
+        subprocess.run([sys.executable, "-m", "dvc", "config", key, value], cwd=target, check=True, env=_venv_env({}))
+    return target
+
+
+def run_smoke(target: Path | None = None, root: Path | None = None) -> int:
+    """The whole pipeline on tiny sizes, in a scratch copy of the project."""
+    root = (root or Path.cwd()).resolve()
+    target = Path(target) if target else Path(tempfile.mkdtemp(prefix="divwrite-smoke-"))
+    prepare_smoke_copy(root, target)
+    print(f"divwrite: smoke run in {target}")
+    code = run_pipeline([], root=target)
+    if code == 0 and (target / "reports/results.md").exists():
+        print((target / "reports/results.md").read_text(encoding="utf-8"))
+    return code

@@ -1,0 +1,56 @@
+"""What every stage script shares: its params, its MLflow run, readable failures."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from divwrite.params import load_params
+
+# Errors that mean "the data or the settings are wrong", shown as one readable message
+# (DIVWRITE_DEBUG=1 shows the traceback too). Anything else keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (when imported) for reproducible CPU runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None], sections: list[str]) -> None:
+    """Run `body(params)` inside the stage's MLflow run; exit 1 with a clear message on bad data.
+
+    `sections` names the params sections the stage reads (logged as the run's params).
+    `body` returns the metrics to log (nested dicts are flattened to `a.b.c`).
+    """
+    from divwrite.gates import GateError
+    from divwrite.tracking import log_metrics, stage_run
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    params = load_params()
+    seed_everything(int(params.get("seed", 0)))
+    logged = {s: params[s] for s in sections if s in params}
+    experiment = params.get("mlflow", {}).get("experiment")
+    try:
+        with stage_run(name, logged, experiment):
+            metrics = body(params)
+            if metrics:
+                log_metrics(metrics)
+    except GateError as err:
+        print(f"\n{name}: data gate failed, nothing was written.\n{err}", file=sys.stderr)
+        sys.exit(1)
+    except USER_ERRORS as err:
+        if os.environ.get("DIVWRITE_DEBUG") == "1":
+            raise
+        print(f"\n{name}: {type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,133 @@
+"""MLflow tracking: one run per pipeline execution, one nested run per stage that ran.
+
+The store is a sqlite file in the repository (`mlflow.db`), artifacts go to
+`mlartifacts/`, telemetry is off. `divwrite repro` (what `make run` calls) opens the
+pipeline run and hands its id to the stages through `DIVWRITE_PIPELINE_RUN_ID`; a stage
+started some other way (`dvc repro`, `dvc exp run`, by hand) still gets a run of its
+own, tagged as standalone. `MLFLOW_TRACKING_URI` overrides the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from divwrite.params import flatten
+
+PARENT_RUN_ENV = "DIVWRITE_PIPELINE_RUN_ID"
+DEFAULT_EXPERIMENT = "divwrite"
+
+
+def project_root() -> Path:
+    """The repository whose `mlflow.db` receives the runs.
+
+    In `dvc exp run --queue` stages run in a temporary checkout while `DVC_ROOT` points at
+    the original repository: a path relative to the working directory would be lost with
+    the checkout, so the store follows `DVC_ROOT` when it is set.
+    """
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = root or project_root()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def configure(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> str:
+    """Point MLflow at the project's store (telemetry off); return the experiment id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    import mlflow
+
+    root = root or project_root()
+    mlflow.set_tracking_uri(tracking_uri(root))
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts" / experiment).as_uri())
+    except Exception:  # another process created it in the meantime
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The checked-out commit (with `-dirty` when the tree has changes), or "unknown"."""
+    root = root or project_root()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def file_md5(path: str | Path) -> str:
+    """MD5 of a file's bytes: the digest DVC records for it in `dvc.lock`."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def log_table_input(df: Any, path: str | Path, context: str = "input") -> None:
+    """Record a stage's input table as an MLflow dataset whose digest is DVC's md5."""
+    import mlflow
+
+    path = Path(path)
+    dataset = mlflow.data.from_pandas(df, source=str(path), name=path.name, digest=file_md5(path))
+    mlflow.log_input(dataset, context=context)
+
+
+def log_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
+    """Log the numeric leaves of a (nested) dict as metrics named `a.b.c`."""
+    import mlflow
+
+    flat = {
+        f"{prefix}{k}": float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if flat:
+        mlflow.log_metrics(flat)
+
+
+@contextmanager
+def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str | None = None) -> Iterator[Any]:
+    """A nested MLflow run for one stage (under the pipeline run when there is one).
+
+    Logs the stage's params (flattened), tags the git commit and the stage name, and
+    records the stage's wall time as the metric `stage_seconds`. A failure marks the run
+    FAILED and re-raises.
+    """
+    import mlflow
+
+    root = project_root()
+    experiment_id = configure(experiment or DEFAULT_EXPERIMENT, root)
+    parent = os.environ.get(PARENT_RUN_ENV) or None
+    tags = {
+        "divwrite.stage": stage,
+        "divwrite.kind": "stage" if parent else "standalone-stage",
+        "mlflow.source.git.commit": git_commit(root),
+    }
+    start = time.perf_counter()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent, tags=tags) as run:
+        if params:
+            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        yield run
+        mlflow.log_metric("stage_seconds", time.perf_counter() - start)

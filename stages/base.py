@@ -1,0 +1,44 @@
+"""base: the generator before post-training - its tokenizer and initial weights.
+
+Built-in: a byte-level BPE tokenizer trained on the train split and a small Llama built
+from `model` params (seeded). Hub model: its tokenizer, and the id to load it from.
+`filter` needs the tokenizer to count prompt+response tokens with the chat template.
+"""
+
+from pathlib import Path
+
+from divwrite.modeling import build_builtin_model
+from divwrite.records import read_table, write_json
+from divwrite.stage import run_stage
+from divwrite.tokenizer import load_tokenizer, train_bpe_tokenizer
+
+OUT = Path("models/base")
+
+
+def main(params: dict) -> dict:
+    cfg = params["model"]
+    if cfg["base"] == "builtin":
+        train = read_table("data/ingested/train.parquet", ["prompt", "response"])
+        texts = list(train["prompt"].drop_duplicates()) + list(train["response"])
+        tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg["vocab_size"], out_dir=OUT)
+        model = build_builtin_model(
+            tokenizer,
+            hidden_size=cfg["hidden_size"],
+            intermediate_size=cfg["intermediate_size"],
+            num_layers=cfg["num_layers"],
+            num_heads=cfg["num_heads"],
+            max_position_embeddings=cfg["max_position_embeddings"],
+            seed=params["seed"],
+        )
+        model.save_pretrained(OUT)
+        n_params = sum(p.numel() for p in model.parameters())
+    else:
+        tokenizer = load_tokenizer(cfg["base"], trust_remote_code=cfg["trust_remote_code"])
+        tokenizer.save_pretrained(OUT)
+        n_params = 0
+    write_json({"base": cfg["base"]}, OUT / "source.json")
+    return {"vocab_size": len(tokenizer), "parameters": n_params}
+
+
+if __name__ == "__main__":
+    run_stage("base", main, ["seed", "model"])

@@ -1,0 +1,62 @@
+"""evaluate: quality, semantic and style diversity (and the ground truth on the built-in
+corpus) of every method's samples and of the human responses; results, table, figure.
+
+Writes reports/results.json (fixed shape), reports/results.md, reports/metrics.json (DVC
+metrics), reports/plots/quality_vs_diversity.csv (DVC plot) and the Figure-2 PNG, and
+nests one MLflow run per method under this stage's run so `mlflow ui` compares methods.
+"""
+
+import mlflow
+import pandas as pd
+
+from divwrite.embedders import load_embedder
+from divwrite.evaluation import evaluate_samples, human_samples, summarise
+from divwrite.records import RESPONSE_COLUMNS, read_table, write_table
+from divwrite.reporting import plot_quality_vs_diversity, write_results
+from divwrite.reward import RidgeRewardModel
+from divwrite.stage import run_stage
+from divwrite.tracking import log_metrics
+
+
+def samples_of(method: str, prompt_ids: set[str]) -> dict[str, list[str]]:
+    gen = read_table(f"data/generations/{method}.parquet", ["prompt_id", "sample_index", "text"])
+    gen = gen[gen.prompt_id.isin(prompt_ids)].sort_values(["prompt_id", "sample_index"])
+    return {pid: list(g["text"]) for pid, g in gen.groupby("prompt_id", sort=True)}
+
+
+def main(params: dict) -> dict:
+    cfg = params["evaluate"]
+    test = read_table("data/filtered/test.parquet", RESPONSE_COLUMNS)
+    prompts = dict(zip(test.prompt_id, test.prompt))
+    truth = read_table("data/truth/prompts.parquet")
+    truth_prompts = {pid: list(el) for pid, el in zip(truth.prompt_id, truth.elements)} if len(truth) else None
+    scorer = dict(
+        reward_model=RidgeRewardModel.load("models/reward"),
+        semantic=load_embedder(params["deviate"]["semantic_embedder"]),
+        style=load_embedder(params["deviate"]["style_embedder"]),
+        truth_prompts=truth_prompts,
+    )
+    evaluated = set(pd.read_parquet("data/generations/sft.parquet", columns=["prompt_id"]).prompt_id) \
+        if "sft" in params["train"]["methods"] else set(prompts)
+    sets = {m: samples_of(m, evaluated) for m in params["train"]["methods"]}
+    sets["human"] = human_samples(
+        test[test.prompt_id.isin(evaluated)],
+        n_samples=params["generate"]["n_samples"],
+        min_responses=cfg["min_human_responses"],
+        seed=params["seed"],
+    )
+    rows, per_prompt = [], []
+    for method, samples in sets.items():
+        table = evaluate_samples(samples, prompts, **scorer)
+        rows.append(summarise(method, table, cfg["confidence"]))
+        per_prompt.append(table.assign(method=method))
+        with mlflow.start_run(run_name=f"eval/{method}", nested=True, tags={"divwrite.method": method}):
+            log_metrics({k: v["mean"] for k, v in rows[-1].items() if isinstance(v, dict)})
+    write_table(pd.concat(per_prompt), "data/evaluation/per_prompt.parquet")
+    write_results(rows, "reports")
+    plot_quality_vs_diversity(rows, "reports/quality_vs_diversity.png")
+    return {r["method"]: {k: v["mean"] for k, v in r.items() if isinstance(v, dict)} for r in rows}
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main, ["seed", "evaluate", "generate"])

@@ -1,0 +1,48 @@
+"""generate: `n_samples` responses per test prompt from one method's model (`python stages/generate.py <method>`)."""
+
+import sys
+
+import pandas as pd
+
+from divwrite.generation import generate_samples, load_generator
+from divwrite.records import RESPONSE_COLUMNS, read_table, write_table
+from divwrite.stage import run_stage
+
+
+def test_prompts(max_prompts: int) -> pd.DataFrame:
+    """The test prompts in a fixed order (by id), the first `max_prompts` when > 0."""
+    test = read_table("data/filtered/test.parquet", RESPONSE_COLUMNS)
+    prompts = test[["prompt_id", "prompt"]].drop_duplicates("prompt_id").sort_values("prompt_id")
+    return prompts.head(max_prompts) if max_prompts > 0 else prompts
+
+
+def main(params: dict, method: str) -> dict:
+    cfg = params["generate"]
+    prompts = test_prompts(params["evaluate"]["max_prompts"])
+    model, tokenizer = load_generator(f"models/{method}")
+    samples = generate_samples(
+        model,
+        tokenizer,
+        list(prompts["prompt"]),
+        n_samples=cfg["n_samples"],
+        max_new_tokens=cfg["max_new_tokens"],
+        temperature=cfg["temperature"],
+        top_k=cfg["top_k"],
+        top_p=cfg["top_p"],
+        repetition_penalty=cfg["repetition_penalty"],
+        batch_size=cfg["batch_size"],
+        seed=params["seed"],
+    )
+    rows = [
+        {"prompt_id": pid, "prompt": prompt, "sample_index": i, "text": text}
+        for pid, prompt, texts in zip(prompts["prompt_id"], prompts["prompt"], samples)
+        for i, text in enumerate(texts)
+    ]
+    write_table(pd.DataFrame(rows), f"data/generations/{method}.parquet")
+    words = [len(r["text"].split()) for r in rows]
+    return {"prompts": len(prompts), "samples": len(rows), "mean_words": sum(words) / max(len(words), 1)}
+
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    run_stage(f"generate@{method}", lambda p: main(p, method), ["seed", "generate"])

@@ -1,0 +1,62 @@
+"""train: post-train one method (`python stages/train.py <method>`; methods in params `train.methods`).
+
+`sft` trains the base generator on every train response; `dpo` trains from the SFT model
+on the preference pairs; a method with `weights: sem|sty|both` is deviation-weighted DPO
+(DDPO: each pair's loss scaled by w_chosen, METHOD.md "Training").
+"""
+
+import sys
+
+from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table, write_json
+from divwrite.stage import run_stage
+from divwrite.training import run_preference, run_sft
+
+
+def main(params: dict, method: str) -> dict:
+    methods = params["train"]["methods"]
+    if method not in methods:
+        raise ValueError(f"unknown method {method!r}; params train.methods has {sorted(methods)}")
+    spec = methods[method]
+    max_length = params["filter"]["max_tokens"]
+    if spec["loss"] == "sft":
+        cfg = params["sft"]
+        train = read_table("data/filtered/train.parquet", RESPONSE_COLUMNS)
+        metrics = run_sft(
+            init_dir=f"models/{spec['init']}",
+            model_name=params["model"]["base"],
+            train_df=train,
+            out_dir=f"models/{method}",
+            epochs=cfg["epochs"],
+            learning_rate=cfg["learning_rate"],
+            batch_size=cfg["batch_size"],
+            warmup_ratio=cfg["warmup_ratio"],
+            seed=params["seed"],
+            max_length=max_length,
+            trust_remote_code=params["model"]["trust_remote_code"],
+            report_to="mlflow",
+        )
+    elif spec["loss"] == "dpo":
+        cfg = params["dpo"]
+        pairs = read_table("data/weighted/train.parquet", PAIR_COLUMNS)
+        metrics = run_preference(
+            sft_dir=f"models/{spec['init']}",
+            pairs_df=pairs,
+            out_dir=f"models/{method}",
+            weights=spec.get("weights"),
+            beta=cfg["beta"],
+            learning_rate=cfg["learning_rate"],
+            epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"],
+            seed=params["seed"],
+            max_length=max_length,
+            report_to="mlflow",
+        )
+    else:
+        raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected sft or dpo)")
+    write_json(metrics, f"reports/train/{method}.json")
+    return metrics
+
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    run_stage(f"train@{method}", lambda p: main(p, method), ["seed", "model", "train", "sft", "dpo"])
