@@ -126,7 +126,10 @@ def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str 
         "mlflow.source.git.commit": git_commit(root),
     }
     start = time.perf_counter()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent, tags=tags) as run:
+    nested = mlflow.active_run() is not None  # in-process callers (tests, notebooks)
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=stage, parent_run_id=parent, nested=nested, tags=tags
+    ) as run:
         if params:
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run
