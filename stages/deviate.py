@@ -2,6 +2,7 @@
 
 from divwrite.deviation import weight_pairs
 from divwrite.embedders import load_embedder
+from divwrite.gates import GateBounds, check_pairs, write_summary
 from divwrite.records import PAIR_COLUMNS, read_table, write_json, write_table
 from divwrite.stage import run_stage
 
@@ -18,7 +19,9 @@ def main(params: dict) -> dict:
         high_quality_first=cfg["high_quality_first"],
         batch_size=cfg["batch_size"],
     )
+    gate = check_pairs(weighted, GateBounds.from_params(params["gates"]), name="deviate", min_weight=cfg["min_weight"])
     write_table(weighted, "data/weighted/train.parquet")
+    write_summary(gate, "reports/gates/deviate.json")
     stats = {"pairs_in": len(pairs), "pairs_out": len(weighted)}
     for kind in ("sem", "sty", "both"):
         w = weighted[f"w_chosen_{kind}"]
@@ -28,4 +31,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("deviate", main, ["deviate"])
+    run_stage("deviate", main, ["deviate", "gates"])

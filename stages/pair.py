@@ -1,6 +1,6 @@
 """pair: per prompt, preference pairs without replacement under the upvote-gap rule (METHOD.md step 3)."""
 
-from divwrite.gates import GateBounds, check_pairs
+from divwrite.gates import GateBounds, check_pairs, write_summary
 from divwrite.pairing import make_pairs
 from divwrite.records import RESPONSE_COLUMNS, read_table, write_json, write_table
 from divwrite.stage import run_stage
@@ -19,10 +19,10 @@ def main(params: dict) -> dict:
         "responses_paired": 2 * len(pairs),
         "pairs_per_prompt_mean": float(per_prompt.mean()) if len(per_prompt) else 0.0,
         "gap_rule_pairs": int(((pairs.chosen_upvotes - pairs.rejected_upvotes) >= params["pair"]["gap"]).sum()),
-        "gate": {"success": gate["success"], "expectations": len(gate["results"])},
+        "gate": {"success": gate["success"], "expectations": len(gate["expectations"])},
     }
     write_json(stats, "reports/stages/pair.json")
-    write_json(gate, "reports/gates/pair.json")
+    write_summary(gate, "reports/gates/pair.json")
     return stats
 
 

@@ -1,0 +1,286 @@
+"""Data gates (src/divwrite/gates.py): clean tables pass, each kind of bad table is stopped
+with a message that names the failing expectation and the offending id."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from divwrite.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
+from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+N_PROMPTS, PER_PROMPT = 12, 4
+
+BOUNDS = GateBounds(
+    min_prompts=10,
+    min_response_words=1,
+    max_response_words=5000,
+    mean_response_words=(5, 2000),
+    mean_prompt_words=(2, 500),
+    min_pairs_per_prompt=1,
+)
+
+
+@pytest.fixture
+def responses() -> pd.DataFrame:
+    """12 prompts x 4 responses; response j of a prompt has 10 * (j + 1) words and 10 * j upvotes."""
+    rows = []
+    for p in range(N_PROMPTS):
+        pid = f"p{p:02d}"
+        for j in range(PER_PROMPT):
+            rows.append(
+                {
+                    "prompt_id": pid,
+                    "prompt": f"A dragon learns to cook {p}\nThe kitchen is on fire",  # 11 words
+                    "response_id": f"{pid}-{j}",
+                    "response": " ".join(["word"] * (10 * (j + 1))),
+                    "upvotes": float(10 * j),
+                    "score": -1.0 + 2.0 * j / (PER_PROMPT - 1),
+                }
+            )
+    return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
+
+
+@pytest.fixture
+def pairs(responses: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt: pairs (3 > 1) and (2 > 0), each response once, deviation weights of mean 1."""
+    weights = {0: 0.5, 1: 1.5, 2: 1.25, 3: 0.75}  # mean over the prompt's 4 responses: 1
+    by_id = responses.set_index("response_id")
+    rows = []
+    for pid, group in responses.groupby("prompt_id", sort=True):
+        for k, (c, r) in enumerate([(3, 1), (2, 0)]):
+            chosen, rejected = by_id.loc[f"{pid}-{c}"], by_id.loc[f"{pid}-{r}"]
+            rows.append(
+                {
+                    "pair_id": f"{pid}-p{k}",
+                    "prompt_id": pid,
+                    "prompt": group["prompt"].iloc[0],
+                    "pair_index": k,
+                    "chosen_id": f"{pid}-{c}",
+                    "chosen": chosen["response"],
+                    "chosen_upvotes": chosen["upvotes"],
+                    "chosen_score": chosen["score"],
+                    "rejected_id": f"{pid}-{r}",
+                    "rejected": rejected["response"],
+                    "rejected_upvotes": rejected["upvotes"],
+                    "rejected_score": rejected["score"],
+                    "w_chosen_both": weights[c],
+                    "w_rejected_both": weights[r],
+                }
+            )
+    return pd.DataFrame(rows, columns=[*PAIR_COLUMNS, "w_chosen_both", "w_rejected_both"])
+
+
+def test_bounds_from_params_yaml():
+    gates = yaml.safe_load((REPO / "params.yaml").read_text())["gates"]
+    bounds = GateBounds.from_params(gates)
+    assert bounds.mean_response_words == tuple(float(x) for x in gates["mean_response_words"])
+    assert bounds.min_prompts == gates["min_prompts"]
+    with pytest.raises(ValueError, match="unknown keys"):
+        GateBounds.from_params({**gates, "min_promtps": 3})
+    with pytest.raises(ValueError, match="lower bound"):
+        GateBounds.from_params({**gates, "mean_prompt_words": [9, 2]})
+
+
+def test_count_words():
+    words = count_words(pd.Series(["a b\n c", "", "  ", "one"]))
+    assert words.tolist() == [3, 0, 0, 1] and words.dtype == np.int64
+    assert np.isnan(count_words(pd.Series(["a", None]))[1])
+
+
+def test_import_is_lazy():
+    """Stage modules import gates without paying for great_expectations (~4 s)."""
+    code = "import sys, divwrite.gates; assert 'great_expectations' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_clean_responses_pass(responses, tmp_path):
+    before = responses.copy()
+    summary = check_responses(responses, BOUNDS, name="filter", min_responses_per_prompt=2)
+    pd.testing.assert_frame_equal(responses, before)  # the caller's frame is untouched
+
+    assert summary["gate"] == "filter" and summary["success"] is True
+    assert summary["n_rows"] == N_PROMPTS * PER_PROMPT
+    assert summary["tables"] == {
+        "responses": {"n_rows": 48, "success": True},
+        "prompts": {"n_rows": 12, "success": True},
+    }
+    exp = summary["expectations"]
+    assert all(e["success"] for e in exp.values())
+    assert exp["responses/expect_column_mean_to_be_between/n_words"]["observed"] == 25  # mean of 10..40
+    assert exp["prompts/expect_column_mean_to_be_between/n_prompt_words"]["observed"] == 11
+    assert exp["prompts/expect_table_row_count_to_be_between"]["observed"] == N_PROMPTS
+    assert exp["responses/expect_column_values_to_be_in_type_list/upvotes"]["observed"] == "float64"
+    null = exp["responses/expect_column_values_to_not_be_null/response"]
+    assert null == {
+        "type": "expect_column_values_to_not_be_null",
+        "table": "responses",
+        "column": "response",
+        "success": True,
+        "observed_metric": "unexpected_count",
+        "observed": 0,
+    }
+
+    # A stable DVC metric: plain JSON, the same bytes for the same data.
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    write_summary(summary, first)
+    write_summary(check_responses(responses, BOUNDS, name="filter", min_responses_per_prompt=2), second)
+    assert first.read_bytes() == second.read_bytes()
+    assert json.loads(first.read_text())["expectations"].keys() == exp.keys()
+
+
+def _null_response(df):
+    df.loc[5, "response"] = None
+    return df
+
+
+def _duplicate_id(df):
+    df.loc[6, "response_id"] = df.loc[5, "response_id"]
+    return df
+
+
+def _bad_score(df):
+    df.loc[7, "score"] = 1.5
+    return df
+
+
+def _long_response(df):
+    df.loc[9, "response"] = " ".join(["word"] * 6000)
+    return df
+
+
+def _few_prompts(df):
+    return df[df["prompt_id"] < "p03"]
+
+
+def _missing_column(df):
+    return df.drop(columns="score")
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (_null_response, ["expect_column_values_to_not_be_null(column='response')", "response_id='p01-1'"]),
+        (_duplicate_id, ["expect_column_values_to_be_unique(column='response_id')", "response_id='p01-1'"]),
+        (_bad_score, ["expect_column_values_to_be_between(column='score'", "response_id='p01-3'", "score=1.5"]),
+        (_long_response, ["column='n_words'", "max_value=5000", "response_id='p02-1'", "n_words=6000"]),
+        (_few_prompts, ["prompts: expect_table_row_count_to_be_between(min_value=10)", "observed: 3"]),
+        (_missing_column, ["expect_table_columns_to_match_set", "missing columns: ['score']"]),
+    ],
+    ids=["null-response", "duplicate-id", "score-1.5", "6000-words", "few-prompts", "missing-column"],
+)
+def test_bad_responses_rejected(responses, corrupt, expected):
+    with pytest.raises(GateError) as err:
+        check_responses(corrupt(responses), BOUNDS)
+    message = str(err.value)
+    assert message.startswith("data gate 'ingest' failed")
+    for text in expected:
+        assert text in message
+    assert err.value.summary["success"] is False
+
+
+def test_ingest_allows_empty_bodies(responses):
+    """Ingest's output still holds empty/deleted bodies (filter drops them): only the upper bound applies."""
+    responses.loc[5, "response"] = ""
+    check_responses(responses, BOUNDS, allow_empty=True)
+    with pytest.raises(GateError, match=r"response_id='p01-1' n_words=0"):
+        check_responses(responses, BOUNDS, name="filter")
+    with pytest.raises(GateError, match=r"response_id='p02-1' n_words=6000"):
+        check_responses(_long_response(responses), BOUNDS, allow_empty=True)
+
+
+def test_responses_per_prompt(responses):
+    with pytest.raises(GateError, match=r"column='n_responses'.*\n.*\n    prompt_id='p00' n_responses=3"):
+        check_responses(responses.drop(index=0), BOUNDS, name="filter", min_responses_per_prompt=4)
+
+
+def test_clean_pairs_pass(pairs):
+    summary = check_pairs(pairs, BOUNDS, name="deviate")
+    assert summary["success"] is True and summary["n_rows"] == 2 * N_PROMPTS
+    assert summary["tables"]["pair_responses"] == {"n_rows": 4 * N_PROMPTS, "success": True}
+    exp = summary["expectations"]
+    assert exp["pair_prompts/expect_column_values_to_be_between/w_both_mean_minus_1"]["success"] is True
+    assert exp["pairs/expect_column_pair_values_a_to_be_greater_than_b/chosen_upvotes,rejected_upvotes"][
+        "observed"
+    ] == 0
+    # Without weight columns (the pair stage's output) the weight checks are simply absent.
+    plain = check_pairs(pairs[PAIR_COLUMNS], BOUNDS)
+    assert not any(e["column"].startswith("w_") for e in plain["expectations"].values())
+
+
+def _equal_upvotes(df):
+    df.loc[3, "chosen_upvotes"] = df.loc[3, "rejected_upvotes"]
+    return df
+
+
+def _same_response(df):
+    df.loc[4, "rejected_id"] = df.loc[4, "chosen_id"]
+    return df
+
+
+def _reused_response(df):
+    df.loc[3, "rejected_id"] = df.loc[2, "rejected_id"]  # p01-0 in pairs p01-p0 and p01-p1
+    return df
+
+
+def _weights_mean_not_1(df):
+    df.loc[df["prompt_id"] == "p04", "w_chosen_both"] *= 2.0
+    return df
+
+
+def _negative_weight(df):
+    df.loc[5, "w_rejected_both"] = -0.25
+    return df
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (_equal_upvotes, ["expect_column_pair_values_a_to_be_greater_than_b", "pair_id='p01-p1'"]),
+        (_same_response, ["column='same_response'", "pair_id='p02-p0' same_response=True"]),
+        (_reused_response, ["pair_responses: expect_column_values_to_be_unique(column='response_id')",
+                            "pair_id='p01-p0' response_id='p01-1'"]),
+        (_weights_mean_not_1, ["column='w_both_mean_minus_1'", "prompt_id='p04' w_both_mean_minus_1=0.5"]),
+        (_negative_weight, ["expect_column_values_to_be_between(column='w_rejected_both'",
+                            "pair_id='p02-p1' w_rejected_both=-0.25"]),
+    ],  # fmt: skip
+    ids=["equal-upvotes", "chosen-is-rejected", "response-in-two-pairs", "weight-mean-not-1", "negative-weight"],
+)
+def test_bad_pairs_rejected(pairs, corrupt, expected):
+    with pytest.raises(GateError) as err:
+        check_pairs(corrupt(pairs), BOUNDS, name="deviate")
+    message = str(err.value)
+    assert message.startswith("data gate 'deviate' failed")
+    for text in expected:
+        assert text in message
+
+
+def test_weight_floor(pairs):
+    """With deviate's minimum weight the mean may exceed 1, but no weight may fall below the floor."""
+    floored = pairs.assign(w_rejected_both=pairs["w_rejected_both"].clip(lower=0.75))
+    check_pairs(floored, BOUNDS, min_weight=0.75)
+    with pytest.raises(GateError, match="w_both_mean_minus_1"):
+        check_pairs(floored, BOUNDS)  # without the floor the mean must be 1
+    with pytest.raises(GateError, match="w_chosen_both=0.75"):
+        check_pairs(floored, BOUNDS, min_weight=0.8)
+
+
+def test_unpaired_weight_column(pairs):
+    with pytest.raises(GateError, match=r"expect_column_to_exist\(column='w_rejected_both'\)"):
+        check_pairs(pairs.drop(columns="w_rejected_both"), BOUNDS)
+
+
+def test_data_docs(responses, tmp_path):
+    docs = tmp_path / "docs"
+    check_responses(responses, BOUNDS, docs_dir=docs)
+    assert (docs / "index.html").exists()
+    pages = {p.name for p in (docs / "validations").rglob("*.html")}
+    assert len(pages) == 2  # the responses table and the per-prompt table

@@ -1,0 +1,267 @@
+"""Ingest (METHOD.md step 1): title tags, prompts, score transform, loading, split."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divwrite.ingest import (
+    build_prompt,
+    ingest,
+    load_records,
+    records_to_responses,
+    split_by_prompt,
+    strip_title_tag,
+    transform_scores,
+)
+from divwrite.records import RESPONSE_COLUMNS, prompt_id
+
+HANNA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hanna" / "hanna_per_prompt.jsonl"
+
+
+def record(title: str, text: str, texts: list[str], scores: list[float]) -> dict:
+    return {"post_title": title, "post_text": text, "comment_texts": texts, "comment_scores": scores}
+
+
+RECORDS = [
+    record("[WP] A dragon learns to knit", "", ["Once upon a time.", "The wool was red.", "[deleted]"], [10, 3, 1]),
+    record("[EU] The moon is late", "Write it as a letter.", ["Dear Sun,", "It was Tuesday."], [0, 250]),
+    record("No tag here", "", ["Only one."], [7]),
+]
+
+
+# --------------------------------------------------------------------------- titles and prompts
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("[WP] A dragon", "A dragon"),
+        ("[ WP ]x", "x"),
+        ("  [WP]   spaced  ", "spaced"),
+        ("[WP][EU] two tags", "[EU] two tags"),  # only ONE tag goes
+        ("(WP) round brackets stay", "(WP) round brackets stay"),
+        ("No tag", "No tag"),
+        ("A [WP] inside", "A [WP] inside"),
+        ("[WP]", ""),
+    ],
+)
+def test_strip_title_tag(title: str, expected: str) -> None:
+    assert strip_title_tag(title) == expected
+
+
+def test_build_prompt_is_title_newline_text() -> None:
+    assert build_prompt("[WP] A dragon", "It knits.") == "A dragon\nIt knits."
+    assert build_prompt("[WP] A dragon", "") == "A dragon\n"  # METHOD's formula, literally
+
+
+# --------------------------------------------------------------------------- score transform
+
+
+def test_transform_scores_k1_by_hand() -> None:
+    # m = 0, x = [1, 2, 4]; one log(x + 1): [ln 2, ln 3, ln 5]; bounds ln 2 and ln 5.
+    got = transform_scores([0, 1, 3], iterations=1)
+    middle = 2 * (math.log(3) - math.log(2)) / (math.log(5) - math.log(2)) - 1
+    np.testing.assert_allclose(got, [-1.0, middle, 1.0], atol=1e-12)
+    assert middle == pytest.approx(-0.1149859, abs=1e-7)
+
+
+def test_transform_scores_k0_is_linear_and_k2_by_hand() -> None:
+    np.testing.assert_allclose(transform_scores([0, 1, 3], iterations=0), [-1.0, -1 / 3, 1.0], atol=1e-12)
+    # K = 2 on x = [1, 2, 4]: log(log(x + 1) + 1)
+    x = [math.log1p(math.log1p(v)) for v in (1, 2, 4)]
+    middle = 2 * (x[1] - x[0]) / (x[2] - x[0]) - 1
+    np.testing.assert_allclose(transform_scores([5, 6, 8], iterations=2), [-1.0, middle, 1.0], atol=1e-12)
+    assert middle == pytest.approx(-0.0073316, abs=1e-7)
+
+
+def test_transform_scores_properties() -> None:
+    s = np.array([3, 0, 12, 12, 1, 5000, 40], dtype=float)
+    t = transform_scores(s, iterations=100)
+    assert t.min() == -1.0 and t.max() == 1.0
+    assert t[np.argmin(s)] == -1.0 and t[np.argmax(s)] == 1.0
+    # order kept (ties stay ties), shift-invariant through the "- m + 1"
+    assert np.array_equal(np.argsort(t, kind="stable"), np.argsort(s, kind="stable"))
+    assert t[2] == t[3]
+    np.testing.assert_allclose(transform_scores(s - 7), t, atol=1e-9)
+    np.testing.assert_array_equal(transform_scores([4, 4, 4]), [0.0, 0.0, 0.0])
+    assert transform_scores([]).shape == (0,)
+    with pytest.raises(ValueError, match="NaN"):
+        transform_scores([1.0, float("nan")])
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_jsonl_json_csv_parquet_agree(tmp_path: Path) -> None:
+    lines = [json.dumps(RECORDS[0]), "", json.dumps(RECORDS[1]), json.dumps(RECORDS[2])]  # a blank line is skipped
+    jsonl = write_jsonl(tmp_path / "r.jsonl", lines)
+    (tmp_path / "r.json").write_text(json.dumps(RECORDS), encoding="utf-8")
+    pd.DataFrame(RECORDS).to_parquet(tmp_path / "r.parquet")
+    csv = pd.DataFrame(RECORDS)
+    for field in ("comment_texts", "comment_scores"):
+        csv[field] = csv[field].map(json.dumps)
+    csv.to_csv(tmp_path / "r.csv", index=False)
+
+    expected = [
+        {**r, "comment_scores": [float(s) for s in r["comment_scores"]]} for r in RECORDS
+    ]
+    for name in ("r.jsonl", "r.json", "r.parquet", "r.csv"):
+        records, corpus = load_records(str(tmp_path / name))
+        assert corpus is None
+        assert records == expected, name
+    assert load_records(str(jsonl))[0][1]["post_text"] == "Write it as a letter."
+
+
+def test_load_records_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        load_records(str(missing))
+    with pytest.raises(ValueError, match="unknown source"):
+        load_records(str(tmp_path / "data.txt"))
+    with pytest.raises(ValueError, match="names no dataset"):
+        load_records("hf:")
+
+    good = json.dumps(RECORDS[0])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [good, good, '{"post_title": "x", '])
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 3: malformed JSON"):
+        load_records(str(bad))
+
+    no_field = {k: v for k, v in RECORDS[1].items() if k != "comment_scores"}
+    path = write_jsonl(tmp_path / "nofield.jsonl", [good, json.dumps(no_field)])
+    with pytest.raises(ValueError, match=r"line 2: missing field 'comment_scores'"):
+        load_records(str(path))
+
+    (tmp_path / "mismatch.json").write_text(json.dumps([RECORDS[0], record("t", "", ["a", "b"], [1])]))
+    with pytest.raises(ValueError, match=r"record 1: 'comment_texts' has 2 items but 'comment_scores' has 1"):
+        load_records(str(tmp_path / "mismatch.json"))
+
+    nan_line = '{"post_title": "t", "post_text": "", "comment_texts": ["a", "b"], "comment_scores": [1, NaN]}'
+    nan = write_jsonl(tmp_path / "nan.jsonl", [nan_line])
+    with pytest.raises(ValueError, match=r"line 1: field 'comment_scores'\[1\] must be a finite number, got nan"):
+        load_records(str(nan))
+
+    text_score = write_jsonl(tmp_path / "str.jsonl", [json.dumps(record("t", "", ["a"], ["12"]))])
+    with pytest.raises(ValueError, match=r"line 1: field 'comment_scores'\[0\] must be a finite number, got '12'"):
+        load_records(str(text_score))
+
+    (tmp_path / "obj.json").write_text('{"post_title": "t"}')
+    with pytest.raises(ValueError, match="expected a JSON list of records"):
+        load_records(str(tmp_path / "obj.json"))
+
+
+def test_load_records_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = [{**r, "comment_times": [0] * len(r["comment_texts"])} for r in RECORDS]  # extra column, as on the hub
+    seen = {}
+
+    def fake_load_dataset(dataset_id: str, split: str):
+        seen["args"] = (dataset_id, split)
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    records, corpus = load_records("hf:euclaise/WritingPrompts_preferences", hf_split="test")
+    assert seen["args"] == ("euclaise/WritingPrompts_preferences", "test")
+    assert corpus is None
+    assert [r["comment_scores"] for r in records] == [[10.0, 3.0, 1.0], [0.0, 250.0], [7.0]]
+    assert set(records[0]) == {"post_title", "post_text", "comment_texts", "comment_scores"}
+
+
+def test_load_builtin_corpus() -> None:
+    pytest.importorskip("divwrite.corpus")
+    records, corpus = load_records(
+        "builtin", corpus={"n_prompts": 6, "mean_responses": 4.0, "max_responses": 8, "junk_rate": 0.0}, seed=3
+    )
+    assert corpus is not None and len(records) == 6
+    assert all(len(r["comment_texts"]) == len(r["comment_scores"]) for r in records)
+    # ingest's ids are the generator's ids, so its ground truth joins onto the tables
+    df = records_to_responses(records)
+    assert sorted(df["response_id"]) == sorted(corpus.truth_responses["response_id"])
+
+
+@pytest.mark.skipif(not HANNA.exists(), reason="shared/ data not present")
+def test_load_real_hanna_records() -> None:
+    records, _ = load_records(str(HANNA))
+    assert len(records) == 96
+    df = records_to_responses(records)
+    assert len(df) == 1056 and df["prompt_id"].nunique() == 96
+    assert df["upvotes"].between(1.0, 5.0).all()
+
+
+# --------------------------------------------------------------------------- tables and split
+
+
+def test_records_to_responses_ids_and_prompts() -> None:
+    df = records_to_responses(RECORDS)
+    assert list(df.columns) == [c for c in RESPONSE_COLUMNS if c != "score"]
+    assert len(df) == 6
+    pid0 = prompt_id("[WP] A dragon learns to knit", "")  # from the RAW title
+    first = df[df["prompt_id"] == pid0]
+    assert first["response_id"].tolist() == [f"{pid0}-0", f"{pid0}-1", f"{pid0}-2"]
+    assert first["prompt"].unique().tolist() == ["A dragon learns to knit\n"]
+    assert first["upvotes"].tolist() == [10.0, 3.0, 1.0]
+    assert df.loc[df["response"] == "It was Tuesday.", "prompt"].item() == "The moon is late\nWrite it as a letter."
+
+
+def test_records_to_responses_merges_reposts_with_unique_ids() -> None:
+    dup = [record("[WP] same", "", ["a", "b"], [1, 2]), record("[WP] same", "", ["c"], [3])]
+    df = records_to_responses(dup)
+    pid = prompt_id("[WP] same", "")
+    assert df["response_id"].tolist() == [f"{pid}-0", f"{pid}-1", f"{pid}-2"]
+    assert df["response"].tolist() == ["a", "b", "c"]
+
+
+def many_prompts(n: int) -> pd.DataFrame:
+    records = [record(f"[WP] prompt {i}", "", [f"r{i}a", f"r{i}b", f"r{i}c"], [i, 2 * i, 1]) for i in range(n)]
+    df = records_to_responses(records)
+    df["score"] = 0.0
+    return df
+
+
+def test_split_by_prompt_never_splits_a_prompt_and_is_deterministic() -> None:
+    df = many_prompts(50)
+    train, test = split_by_prompt(df, 0.1, seed=42)
+    assert test["prompt_id"].nunique() == 5 and train["prompt_id"].nunique() == 45
+    assert len(train) + len(test) == len(df)
+    assert not set(train["prompt_id"]) & set(test["prompt_id"])
+    assert test.groupby("prompt_id").size().eq(3).all()
+    # sorted output, same split whatever the row order
+    assert train["prompt_id"].is_monotonic_increasing and test["prompt_id"].is_monotonic_increasing
+    shuffled = df.sample(frac=1.0, random_state=0)
+    train2, test2 = split_by_prompt(shuffled, 0.1, seed=42)
+    assert set(test2["prompt_id"]) == set(test["prompt_id"])
+    assert sorted(test2["response_id"]) == sorted(test["response_id"])
+    _, test_other_seed = split_by_prompt(df, 0.1, seed=7)
+    assert set(test_other_seed["prompt_id"]) != set(test["prompt_id"])
+
+
+def test_split_by_prompt_edge_sizes() -> None:
+    df = many_prompts(3)
+    train, test = split_by_prompt(df, 0.1, seed=0)  # round(0.3) = 0, but each side gets one
+    assert test["prompt_id"].nunique() == 1 and train["prompt_id"].nunique() == 2
+    train, test = split_by_prompt(df, 0.0, seed=0)
+    assert len(test) == 0 and len(train) == 9
+    with pytest.raises(ValueError, match="test_fraction"):
+        split_by_prompt(df, 1.0, seed=0)
+
+
+def test_ingest_scores_use_the_global_range_before_the_split() -> None:
+    records = [record(f"[WP] p{i}", "", ["a", "b"], [i, 100 + i]) for i in range(20)]
+    train, test = ingest(records, test_fraction=0.25, transform_iterations=1, seed=42)
+    assert list(train.columns) == RESPONSE_COLUMNS and list(test.columns) == RESPONSE_COLUMNS
+    both = pd.concat([train, test])
+    assert len(both) == 40 and test["prompt_id"].nunique() == 5
+    # score of upvotes u with m = 0, M = 119, K = 1: 2 (log(u + 2) - log 2) / (log 121 - log 2) - 1
+    expected = 2 * (np.log(both["upvotes"] + 2) - np.log(2)) / (np.log(121) - np.log(2)) - 1
+    np.testing.assert_allclose(both["score"], expected, atol=1e-12)
+    assert both["score"].min() == -1.0 and both["score"].max() == 1.0
