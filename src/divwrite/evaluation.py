@@ -1,0 +1,177 @@
+"""Per-prompt evaluation of a method's samples and its summary (METHOD.md, "Evaluation").
+
+For each test prompt, a method contributes a few samples (4 in the paper). Per prompt:
+quality = mean reward, semantic and style diversity = mean pairwise cosine distance of
+the embeddings, and the three lexical metrics of Shaib et al. (see `divwrite.metrics`).
+On the built-in corpus, whose generator knows the truth, four ground-truth columns are
+added (see `TRUTH_COLUMNS`). `summarise` turns the per-prompt table into means with
+Student-t confidence intervals over prompts. The human responses of the test split are
+evaluated the same way (`human_samples`, the "gold" row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from divwrite.embedders import Embedder, load_embedder
+from divwrite.metrics import (
+    compression_ratio,
+    homogenization_rouge_l,
+    mean_ci,
+    mean_pairwise_cosine_distance,
+    ngram_diversity,
+)
+
+# Per-prompt metric columns, in report order, with a one-line reading of each.
+METRIC_COLUMNS: dict[str, str] = {
+    "quality": "mean reward-model score of the samples (higher = better)",
+    "semantic_diversity": "mean pairwise cosine distance, semantic embedder (higher = more diverse)",
+    "style_diversity": "mean pairwise cosine distance, style embedder (higher = more diverse)",
+    "compression_ratio": "gzip compression ratio of the joined samples (lower = more diverse)",
+    "homogenization": "mean ROUGE-L F over pairs of samples (lower = more diverse)",
+    "ngram_diversity": "sum over n=1..4 of distinct/all n-grams (higher = more diverse)",
+}
+# Ground-truth columns, built-in corpus only (its generator's detectors, `divwrite.corpus`).
+TRUTH_COLUMNS: dict[str, str] = {
+    "archetype_coverage": "distinct plot archetypes among the samples (higher = more diverse)",
+    "style_coverage": "distinct writing styles among the samples (higher = more diverse)",
+    "true_quality": "mean latent quality of the samples (higher = better)",
+    "on_topic": "share of samples that mention every element of the prompt (higher = better)",
+}
+ALL_METRICS: list[str] = [*METRIC_COLUMNS, *TRUTH_COLUMNS]
+
+
+class RewardModel(Protocol):
+    def predict(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray: ...
+
+
+def _prompt_seed(seed: int, pid: str) -> list[int]:
+    """Seed of one prompt's draw: the global seed and a hash of the prompt id, so a prompt's
+    draw does not change when other prompts are added or removed."""
+    return [int(seed), int(hashlib.sha1(str(pid).encode("utf-8")).hexdigest()[:15], 16)]
+
+
+def human_samples(
+    test_df: pd.DataFrame, n_samples: int = 4, min_responses: int = 4, seed: int = 42
+) -> dict[str, list[str]]:
+    """The human ("gold") samples (METHOD.md, Evaluation): for every test prompt with at least
+    `min_responses` human responses, `n_samples` of them drawn at random without replacement.
+
+    The draw for a prompt depends only on `seed` and its prompt id (responses ordered by
+    response_id first), not on the table's row order or on other prompts. Keys are in
+    sorted prompt-id order.
+    """
+    if n_samples < 1 or min_responses < n_samples:
+        raise ValueError(f"need 1 <= n_samples <= min_responses, got {n_samples}, {min_responses}")
+    out: dict[str, list[str]] = {}
+    df = test_df.sort_values(["prompt_id", "response_id"], kind="stable")
+    for pid, group in df.groupby("prompt_id", sort=True):
+        texts = group["response"].tolist()
+        if len(texts) < min_responses:
+            continue
+        rng = np.random.default_rng(_prompt_seed(seed, str(pid)))
+        picks = rng.choice(len(texts), size=n_samples, replace=False)
+        out[str(pid)] = [texts[i] for i in picks]
+    return out
+
+
+def _resolve(embedder: str | Embedder) -> Embedder:
+    return load_embedder(embedder) if isinstance(embedder, str) else embedder
+
+
+def _truth_table(truth_prompts: Mapping[str, Sequence[str]] | pd.DataFrame) -> dict[str, list[str]]:
+    if isinstance(truth_prompts, pd.DataFrame):
+        return {str(p): list(e) for p, e in zip(truth_prompts["prompt_id"], truth_prompts["elements"])}
+    return {str(p): list(e) for p, e in truth_prompts.items()}
+
+
+def evaluate_samples(
+    samples: Mapping[str, Sequence[str]],
+    prompts: Mapping[str, str],
+    *,
+    reward_model: RewardModel,
+    semantic: str | Embedder,
+    style: str | Embedder,
+    truth_prompts: Mapping[str, Sequence[str]] | pd.DataFrame | None = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """One row per prompt (sorted by prompt_id): `prompt_id`, `n_samples` and every metric
+    of `METRIC_COLUMNS`; with `truth_prompts` (prompt_id -> elements, or the corpus's
+    truth_prompts table) also `TRUTH_COLUMNS`:
+
+    - archetype_coverage: number of distinct `corpus.detect_archetype` labels among the
+      samples, "none" (undecidable) not counted;
+    - style_coverage: the same with `corpus.detect_style`;
+    - true_quality: mean `corpus.true_quality(text, elements)`;
+    - on_topic: share of samples with `corpus.on_topic(text, elements)`.
+
+    The reward model, the semantic and the style embedder each see all texts of all
+    prompts in ONE batched call. Every prompt needs at least 2 samples.
+    """
+    pids = sorted(str(p) for p in samples)
+    for pid in pids:
+        if len(samples[pid]) < 2:
+            raise ValueError(f"prompt {pid}: need at least 2 samples to measure diversity, got {len(samples[pid])}")
+        if pid not in prompts:
+            raise KeyError(f"prompt {pid}: no prompt text given")
+    truth = None
+    if truth_prompts is not None:
+        from divwrite import corpus  # built-in corpus only; imported lazily
+
+        elements = _truth_table(truth_prompts)
+        missing = [p for p in pids if p not in elements]
+        if missing:
+            raise KeyError(f"truth_prompts lacks {len(missing)} evaluated prompts, e.g. {missing[:3]}")
+        truth = corpus
+
+    texts = [t for pid in pids for t in samples[pid]]
+    owners = [pid for pid in pids for _ in samples[pid]]
+    bounds = np.cumsum([0] + [len(samples[pid]) for pid in pids])
+
+    rewards = np.asarray(reward_model.predict([prompts[p] for p in owners], texts), dtype=np.float64)
+    sem = _resolve(semantic).encode(texts, batch_size=batch_size)
+    sty = _resolve(style).encode(texts, batch_size=batch_size)
+
+    rows: list[dict[str, Any]] = []
+    for k, pid in enumerate(pids):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        group = texts[lo:hi]
+        row: dict[str, Any] = {
+            "prompt_id": pid,
+            "n_samples": hi - lo,
+            "quality": float(rewards[lo:hi].mean()),
+            "semantic_diversity": mean_pairwise_cosine_distance(sem[lo:hi]),
+            "style_diversity": mean_pairwise_cosine_distance(sty[lo:hi]),
+            "compression_ratio": compression_ratio(group),
+            "homogenization": homogenization_rouge_l(group),
+            "ngram_diversity": ngram_diversity(group),
+        }
+        if truth is not None:
+            els = elements[pid]
+            archetypes = {truth.detect_archetype(t) for t in group} - {"none"}
+            styles = {truth.detect_style(t) for t in group} - {"none"}
+            row["archetype_coverage"] = float(len(archetypes))
+            row["style_coverage"] = float(len(styles))
+            row["true_quality"] = float(np.mean([truth.true_quality(t, els) for t in group]))
+            row["on_topic"] = float(np.mean([bool(truth.on_topic(t, els)) for t in group]))
+        rows.append(row)
+    columns = ["prompt_id", "n_samples", *METRIC_COLUMNS, *(TRUTH_COLUMNS if truth is not None else [])]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarise(method: str, per_prompt_df: pd.DataFrame, confidence: float = 0.95) -> dict[str, Any]:
+    """A method's row of the results: `{"method", "n_prompts", "<metric>": {"mean", "ci_low",
+    "ci_high"}, ...}` for every metric column present (`ALL_METRICS` order), means and
+    Student-t intervals over prompts (METHOD.md, Evaluation; see `metrics.mean_ci`)."""
+    if len(per_prompt_df) == 0:
+        raise ValueError(f"{method}: no prompts to summarise")
+    row: dict[str, Any] = {"method": str(method), "n_prompts": int(len(per_prompt_df))}
+    for name in ALL_METRICS:
+        if name in per_prompt_df.columns:
+            row[name] = mean_ci(per_prompt_df[name].to_numpy(dtype=np.float64), confidence)
+    return row

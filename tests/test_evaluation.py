@@ -1,0 +1,197 @@
+"""Per-prompt evaluation, the human row and the summary (METHOD.md, Evaluation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from divwrite.embedders import load_embedder
+from divwrite.evaluation import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS, evaluate_samples, human_samples, summarise
+from divwrite.metrics import (
+    compression_ratio,
+    homogenization_rouge_l,
+    mean_ci,
+    mean_pairwise_cosine_distance,
+    ngram_diversity,
+)
+from divwrite.records import RESPONSE_COLUMNS
+
+SAMPLES = {
+    "p2": [
+        "The lighthouse keeper found a brass key in the storm and opened the sea door.",
+        "A child traded a key for a song, and the lighthouse went dark for a hundred years.",
+        "Nobody remembered the lighthouse. The key rusted. The keeper waited anyway.",
+        "The key was a lie, said the lighthouse, and the keeper believed it.",
+    ],
+    "p1": [
+        "Robots on the moon held an election and the dust voted no.",
+        "The colony ran out of coffee and the robots started a revolution.",
+        "A robot wrote poems about the moon that nobody on Earth could read.",
+    ],
+}
+PROMPTS = {"p1": "Robots on the moon.", "p2": "A lighthouse and a key."}
+
+
+class CountingEmbedder:
+    """Wraps an embedder and records each call's batch."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        self.calls.append(list(texts))
+        return self.inner.encode(texts, batch_size=batch_size)
+
+
+class LengthReward:
+    """Stand-in reward model: score = words / 10; records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[str]]] = []
+
+    def predict(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        self.calls.append((list(prompts), list(responses)))
+        return np.array([len(r.split()) / 10 for r in responses], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    """A few prompts of the built-in corpus: real stories with known archetype and style."""
+    from divwrite.corpus import generate_corpus
+
+    return generate_corpus(n_prompts=4, seed=0, mean_responses=8.0, junk_rate=0.0)
+
+
+def test_evaluate_samples_rows_and_values(minilm) -> None:
+    sem, sty, reward = CountingEmbedder(minilm), CountingEmbedder(load_embedder("stylometric")), LengthReward()
+    df = evaluate_samples(SAMPLES, PROMPTS, reward_model=reward, semantic=sem, style=sty)
+    assert list(df["prompt_id"]) == ["p1", "p2"]
+    assert list(df.columns) == ["prompt_id", "n_samples", *METRIC_COLUMNS]
+    assert list(df["n_samples"]) == [3, 4]
+    # one batched call per model, every text of every prompt, prompts paired with their own samples
+    all_texts = SAMPLES["p1"] + SAMPLES["p2"]
+    assert sem.calls == [all_texts] and sty.calls == [all_texts]
+    assert reward.calls == [(["Robots on the moon."] * 3 + ["A lighthouse and a key."] * 4, all_texts)]
+    for pid in ("p1", "p2"):
+        row = df.set_index("prompt_id").loc[pid]
+        texts = SAMPLES[pid]
+        assert row["quality"] == pytest.approx(np.mean([len(t.split()) / 10 for t in texts]))
+        assert row["semantic_diversity"] == pytest.approx(mean_pairwise_cosine_distance(minilm.encode(texts)), abs=1e-5)
+        style_emb = load_embedder("stylometric").encode(texts)
+        assert row["style_diversity"] == pytest.approx(mean_pairwise_cosine_distance(style_emb), abs=1e-6)
+        assert row["compression_ratio"] == pytest.approx(compression_ratio(texts))
+        assert row["homogenization"] == pytest.approx(homogenization_rouge_l(texts))
+        assert row["ngram_diversity"] == pytest.approx(ngram_diversity(texts))
+    assert df[list(METRIC_COLUMNS)].notna().all().all()
+
+
+def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
+    from divwrite import corpus
+
+    truth = small_corpus.truth_responses
+    samples, prompts = {}, {}
+    for record, pid in zip(small_corpus.records, small_corpus.truth_prompts["prompt_id"]):
+        samples[pid] = record["comment_texts"][:4]
+        prompts[pid] = record["post_title"]
+    # one off-topic sample: a story of another prompt (its elements are not this prompt's)
+    first, second = list(samples)[:2]
+    samples[first] = samples[first][:3] + [samples[second][0]]
+    df = evaluate_samples(
+        samples,
+        prompts,
+        reward_model=LengthReward(),
+        semantic=minilm,
+        style="stylometric",
+        truth_prompts=small_corpus.truth_prompts,  # the corpus's table (prompt_id, elements)
+    )
+    assert list(df.columns) == ["prompt_id", "n_samples", *METRIC_COLUMNS, *TRUTH_COLUMNS]
+    elements = dict(zip(small_corpus.truth_prompts["prompt_id"], small_corpus.truth_prompts["elements"]))
+    for pid, row in df.set_index("prompt_id").iterrows():
+        texts, els = samples[pid], list(elements[pid])
+        assert row["archetype_coverage"] == len({corpus.detect_archetype(t) for t in texts} - {"none"})
+        assert row["style_coverage"] == len({corpus.detect_style(t) for t in texts} - {"none"})
+        assert row["true_quality"] == pytest.approx(np.mean([corpus.true_quality(t, els) for t in texts]))
+        assert row["on_topic"] == pytest.approx(np.mean([corpus.on_topic(t, els) for t in texts]))
+        if pid != first:
+            # the generator's own stories: detectors recover the known truth, all on topic
+            known = truth[truth.prompt_id == pid].sort_values("response_index").head(4)
+            assert row["archetype_coverage"] == known["archetype"].nunique()
+            assert row["style_coverage"] == known["style"].nunique()
+            assert row["on_topic"] == 1.0
+    assert df.set_index("prompt_id").loc[first, "on_topic"] == pytest.approx(3 / 4)
+
+
+def test_evaluate_samples_truth_as_dict_or_table(minilm, small_corpus) -> None:
+    table = small_corpus.truth_prompts
+    pid = table["prompt_id"].iloc[0]
+    samples = {pid: small_corpus.records[0]["comment_texts"][:3]}
+    prompts = {pid: small_corpus.records[0]["post_title"]}
+    kwargs = dict(reward_model=LengthReward(), semantic=minilm, style="stylometric")
+    by_table = evaluate_samples(samples, prompts, truth_prompts=table, **kwargs)
+    by_dict = evaluate_samples(samples, prompts, truth_prompts={pid: list(table["elements"].iloc[0])}, **kwargs)
+    pd.testing.assert_frame_equal(by_dict, by_table)
+    with pytest.raises(KeyError):
+        evaluate_samples(samples, prompts, truth_prompts={"other": ["x"]}, **kwargs)
+
+
+def test_evaluate_samples_rejects_single_sample(minilm) -> None:
+    with pytest.raises(ValueError):
+        evaluate_samples({"p1": ["alone"]}, PROMPTS, reward_model=LengthReward(), semantic=minilm, style="stylometric")
+
+
+def _test_table() -> pd.DataFrame:
+    rows = []
+    for p, n in (("a", 6), ("b", 4), ("c", 3), ("d", 10)):
+        for i in range(n):
+            rows.append((p, f"prompt {p}", f"{p}-{i}", f"story {i} for {p}", float(i), 0.0))
+    return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
+
+
+def test_human_samples_filters_and_draws() -> None:
+    df = _test_table()
+    out = human_samples(df, n_samples=4, min_responses=4, seed=7)
+    assert list(out) == ["a", "b", "d"]  # "c" has only 3 responses
+    for pid, texts in out.items():
+        pool = set(df.loc[df.prompt_id == pid, "response"])
+        assert len(texts) == 4 and len(set(texts)) == 4 and set(texts) <= pool
+    assert set(out["b"]) == set(df.loc[df.prompt_id == "b", "response"])
+
+
+def test_human_samples_is_seeded_and_order_free() -> None:
+    df = _test_table()
+    a = human_samples(df, seed=7)
+    assert human_samples(df.sample(frac=1.0, random_state=1), seed=7) == a
+    assert human_samples(df[df.prompt_id != "a"], seed=7)["d"] == a["d"]  # per-prompt draws
+    draws = {tuple(human_samples(df, seed=s)["d"]) for s in range(6)}
+    assert len(draws) > 1
+    with pytest.raises(ValueError):
+        human_samples(df, n_samples=5, min_responses=4)
+
+
+def test_summarise_fixed_shape() -> None:
+    per_prompt = pd.DataFrame(
+        {
+            "prompt_id": ["p1", "p2", "p3"],
+            "n_samples": [4, 4, 4],
+            **{m: [0.1, 0.5, 0.3] for m in METRIC_COLUMNS},
+            "on_topic": [1.0, 0.5, 0.75],
+        }
+    )
+    row = summarise("ddpo-both", per_prompt, confidence=0.95)
+    assert list(row) == ["method", "n_prompts", *METRIC_COLUMNS, "on_topic"]
+    assert row["method"] == "ddpo-both" and row["n_prompts"] == 3 and isinstance(row["n_prompts"], int)
+    for m in [*METRIC_COLUMNS, "on_topic"]:
+        assert set(row[m]) == {"mean", "ci_low", "ci_high"}
+        assert all(isinstance(v, float) and np.isfinite(v) for v in row[m].values())
+    assert row["quality"] == pytest.approx(mean_ci([0.1, 0.5, 0.3], 0.95))
+    assert set(ALL_METRICS) >= set(row) - {"method", "n_prompts"}
