@@ -7,8 +7,10 @@ on the preference pairs; a method with `weights: sem|sty|both` is deviation-weig
 
 import sys
 
+from divwrite.modeling import load_causal_lm
 from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table, write_json
 from divwrite.stage import run_stage
+from divwrite.tokenizer import load_tokenizer
 from divwrite.training import run_preference, run_sft
 
 
@@ -21,11 +23,15 @@ def main(params: dict, method: str) -> dict:
     if spec["loss"] == "sft":
         cfg = params["sft"]
         train = read_table("data/filtered/train.parquet", RESPONSE_COLUMNS)
+        init_dir = f"models/{spec['init']}"
+        base = params["model"]["base"]
+        # The built-in model's initial weights live in models/base; a hub model loads by id.
+        model = load_causal_lm(init_dir) if base == "builtin" else base
         metrics = run_sft(
-            init_dir=f"models/{spec['init']}",
-            model_name=params["model"]["base"],
-            train_df=train,
-            out_dir=f"models/{method}",
+            model,
+            load_tokenizer(init_dir),
+            train,
+            f"models/{method}",
             epochs=cfg["epochs"],
             learning_rate=cfg["learning_rate"],
             batch_size=cfg["batch_size"],
@@ -38,17 +44,19 @@ def main(params: dict, method: str) -> dict:
     elif spec["loss"] == "dpo":
         cfg = params["dpo"]
         pairs = read_table("data/weighted/train.parquet", PAIR_COLUMNS)
+        weights = spec.get("weights")
         metrics = run_preference(
-            sft_dir=f"models/{spec['init']}",
-            pairs_df=pairs,
-            out_dir=f"models/{method}",
-            weights=spec.get("weights"),
+            f"ddpo-{weights}" if weights else "dpo",
+            f"models/{spec['init']}",
+            pairs,
+            f"models/{method}",
             beta=cfg["beta"],
             learning_rate=cfg["learning_rate"],
             epochs=cfg["epochs"],
             batch_size=cfg["batch_size"],
             seed=params["seed"],
             max_length=max_length,
+            trust_remote_code=params["model"]["trust_remote_code"],
             report_to="mlflow",
         )
     else:

@@ -1,0 +1,100 @@
+"""Causal language models for the generator: a small built-in Llama, or a hub/local model (+ LoRA).
+
+The built-in model is trained from scratch so the whole pipeline runs offline on a CPU. For
+hub models the paper fine-tunes with LoRA (r=128, alpha=256); the SFT adapter is then also
+the reference policy of DPO/DDPO (METHOD.md, Training), which TRL handles by switching the
+adapter off (or to a frozen copy) for the reference forward.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+
+def build_builtin_model(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    hidden_size: int,
+    intermediate_size: int,
+    num_layers: int,
+    num_heads: int,
+    max_position_embeddings: int,
+    seed: int,
+) -> LlamaForCausalLM:
+    """A freshly initialised Llama sized for CPU training, with tied input/output embeddings.
+
+    Vocabulary size and the BOS/EOS/PAD ids come from `tokenizer`; the weights are drawn under
+    `seed`, so the same arguments give the same model.
+    """
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
+    if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer needs EOS and PAD tokens (see divwrite.tokenizer.load_tokenizer)")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        use_cache=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_causal_lm(
+    name_or_path: str | os.PathLike,
+    *,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype | str | None = None,
+    is_trainable: bool = False,
+) -> PreTrainedModel:
+    """Load a causal LM from the hub or a local folder, in float32 unless `dtype` says otherwise.
+
+    A folder holding a LoRA adapter (`adapter_config.json`, as `run_sft` saves with LoRA) is
+    loaded as a `PeftModel` on its base model, with the adapter trainable if `is_trainable`.
+    float32 is the default (not the config's dtype, as transformers 5 would pick) because CPU
+    training in bf16 is slow or fails (notes/trl.md, pitfall 1).
+    """
+    dtype = dtype if dtype is not None else torch.float32
+    if (Path(name_or_path) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(
+            str(name_or_path), is_trainable=is_trainable, trust_remote_code=trust_remote_code, dtype=dtype
+        )
+    return AutoModelForCausalLM.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code, dtype=dtype)
+
+
+def lora_config(
+    r: int = 128,
+    alpha: int = 256,
+    target_modules: list[str] | str | None = "all-linear",
+    dropout: float = 0.05,
+) -> LoraConfig:
+    """A causal-LM LoRA config (paper: r=128, alpha=256). `"all-linear"` leaves the LM head out,
+    as TRL's DPO trainer requires (it reads `lm_head.weight` directly)."""
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        target_modules=target_modules,
+        lora_dropout=dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )

@@ -1,0 +1,336 @@
+"""Post-training runs (METHOD.md, Training): SFT, then DPO or deviation-weighted DPO.
+
+- `run_sft`: TRL's `SFTTrainer` on conversational prompt/completion data (prompt as the user
+  turn, response as the assistant turn), loss on the completion only.
+- `run_preference`: stock `trl.DPOTrainer` ("dpo") or `DeviationWeightedDPOTrainer`
+  ("ddpo-sem" / "ddpo-sty" / "ddpo-both", weight = the pair's `w_chosen_<variant>`), starting
+  from the SFT model, which is also the reference policy.
+
+Both run on CPU in float32 without gradient checkpointing (notes/trl.md, pitfalls 1-2), are
+seeded (weights, dropout, data order), save model + tokenizer as safetensors to `out_dir`, and
+return their final metrics. For a hub model, pass a LoRA config (`modeling.lora_config`): SFT
+then trains and saves an adapter, and the preference stage trains on that adapter with a frozen
+copy of it as the reference (as in the paper).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import transformers
+from datasets import Dataset
+from peft import PeftConfig, PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+from divwrite.modeling import load_causal_lm
+from divwrite.tokenizer import load_tokenizer
+from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer
+
+PREFERENCE_METHODS = ("dpo", "ddpo-sem", "ddpo-sty", "ddpo-both")
+
+# Metrics returned from the last training log, under TRL's names.
+_PREFERENCE_METRICS = (
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+    "weights/mean",
+)
+
+
+def _runtime_args(out_dir: Path, *, seed: int, report_to: str | list[str], steps_per_epoch: int) -> dict[str, Any]:
+    """TrainingArguments shared by every run: seeded, no checkpoints; on CPU float32 (bf16 on CPU
+    fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed precision where supported."""
+    on_gpu = torch.cuda.is_available()
+    return dict(
+        output_dir=str(out_dir / "trainer"),
+        seed=seed,
+        data_seed=seed,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        activation_checkpointing=False,  # TRL defaults it on: ~7% slower on tiny models (trl.md pitfall 2)
+        use_cpu=not on_gpu,
+        report_to=report_to,
+        save_strategy="no",
+        logging_strategy="steps",
+        logging_steps=max(1, min(10, steps_per_epoch)),
+        logging_first_step=True,
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+    )
+
+
+def sft_dataset(train_df: pd.DataFrame) -> Dataset:
+    """Conversational prompt/completion rows from a responses table (columns prompt, response)."""
+    missing = [c for c in ("prompt", "response") if c not in train_df.columns]
+    if missing:
+        raise ValueError(f"train_df lacks columns {missing}; found {list(train_df.columns)}")
+    return Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": p}] for p in train_df["prompt"]],
+            "completion": [[{"role": "assistant", "content": r}] for r in train_df["response"]],
+        }
+    )
+
+
+def build_sft_trainer(
+    model: PreTrainedModel | str,
+    tokenizer: PreTrainedTokenizerBase,
+    train_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    warmup_ratio: float,
+    seed: int,
+    max_length: int,
+    report_to: str | list[str] = "none",
+    peft_config: PeftConfig | None = None,
+    trust_remote_code: bool = False,
+) -> SFTTrainer:
+    """The `SFTTrainer` that `run_sft` runs (arguments as there), ready to `train()`."""
+    transformers.set_seed(seed)
+    dataset = sft_dataset(train_df)
+    steps_per_epoch = math.ceil(len(dataset) / batch_size)
+    args = SFTConfig(
+        **_runtime_args(Path(out_dir), seed=seed, report_to=report_to, steps_per_epoch=steps_per_epoch),
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        warmup_steps=_warmup(warmup_ratio),
+        max_length=max_length,
+        completion_only_loss=True,
+        packing=False,
+        # Batches of similar lengths (seeded, random mega-batches of 50 batches): ~23% fewer
+        # padded tokens than random batches on stories of 40-90 words.
+        train_sampling_strategy="group_by_length",
+        trust_remote_code=trust_remote_code,  # used only when `model` is a hub id / path
+    )
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+
+
+def run_sft(
+    model: PreTrainedModel | str,
+    tokenizer: PreTrainedTokenizerBase,
+    train_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    warmup_ratio: float,
+    seed: int,
+    max_length: int,
+    report_to: str | list[str] = "none",
+    peft_config: PeftConfig | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, float]:
+    """Supervised fine-tuning on every (prompt, response) of `train_df` (METHOD.md, Training).
+
+    `model` is a model instance (e.g. `modeling.build_builtin_model`) or a hub id / local path
+    (loaded in float32; `trust_remote_code` applies only then).
+    Loss on the response tokens only; sequences are cut at `max_length` tokens. Saves the model
+    (or the LoRA adapter when `peft_config` is given) and the tokenizer to `out_dir`. Returns
+    `train_loss` (mean over the run), `runtime` (seconds), `tokens` (tokens seen, padding
+    excluded), `steps`, `epochs`, and the last logged `mean_token_accuracy` and `entropy`.
+    """
+    trainer = build_sft_trainer(
+        model,
+        tokenizer,
+        train_df,
+        out_dir,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        warmup_ratio=warmup_ratio,
+        seed=seed,
+        max_length=max_length,
+        report_to=report_to,
+        peft_config=peft_config,
+        trust_remote_code=trust_remote_code,
+    )
+    return _train_and_save(trainer, tokenizer, Path(out_dir), metric_keys=("mean_token_accuracy", "entropy"))
+
+
+def preference_dataset(pairs_df: pd.DataFrame, weight_column: str | None = None) -> Dataset:
+    """Conversational preference rows (prompt as the user turn, chosen/rejected as assistant turns),
+    with the pair weight copied to a `weight` column when `weight_column` is given."""
+    needed = ["prompt", "chosen", "rejected"] + ([weight_column] if weight_column else [])
+    missing = [c for c in needed if c not in pairs_df.columns]
+    if missing:
+        raise ValueError(f"pairs_df lacks columns {missing}; found {list(pairs_df.columns)}")
+    rows: dict[str, list] = {
+        "prompt": [[{"role": "user", "content": p}] for p in pairs_df["prompt"]],
+        "chosen": [[{"role": "assistant", "content": c}] for c in pairs_df["chosen"]],
+        "rejected": [[{"role": "assistant", "content": r}] for r in pairs_df["rejected"]],
+    }
+    if weight_column:
+        rows["weight"] = pairs_df[weight_column].astype("float64").tolist()
+    return Dataset.from_dict(rows)
+
+
+def build_preference_trainer(
+    method: str,
+    sft_dir: str | os.PathLike,
+    pairs_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    beta: float,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    seed: int,
+    max_length: int,
+    report_to: str | list[str] = "none",
+    peft_config: PeftConfig | None = None,
+    trust_remote_code: bool = False,
+    warmup_ratio: float = 0.0,
+) -> DPOTrainer:
+    """The trainer that `run_preference` runs (arguments as there), ready to `train()`."""
+    if method not in PREFERENCE_METHODS:
+        raise ValueError(f"unknown preference method {method!r}; expected one of {PREFERENCE_METHODS}")
+    transformers.set_seed(seed)
+    weight_column = None if method == "dpo" else f"w_chosen_{method.removeprefix('ddpo-')}"
+    dataset = preference_dataset(pairs_df, weight_column)
+    tokenizer = load_tokenizer(sft_dir, trust_remote_code=trust_remote_code)
+    model = load_causal_lm(sft_dir, trust_remote_code=trust_remote_code, is_trainable=True)
+
+    steps_per_epoch = math.ceil(len(dataset) / batch_size)
+    common = dict(
+        **_runtime_args(Path(out_dir), seed=seed, report_to=report_to, steps_per_epoch=steps_per_epoch),
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        warmup_steps=_warmup(warmup_ratio),
+        max_length=max_length,
+        beta=beta,
+        loss_type=["sigmoid"],
+        trust_remote_code=trust_remote_code,
+        precompute_ref_log_probs=True,
+        precompute_ref_batch_size=max(batch_size, 32),
+    )
+    if weight_column is None:
+        return DPOTrainer(
+            model=model,
+            args=DPOConfig(**common),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+    return DeviationWeightedDPOTrainer(
+        model=model,
+        args=DeviationWeightedDPOConfig(**common, weight_column="weight"),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+def run_preference(
+    method: str,
+    sft_dir: str | os.PathLike,
+    pairs_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    beta: float,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    seed: int,
+    max_length: int,
+    report_to: str | list[str] = "none",
+    peft_config: PeftConfig | None = None,
+    trust_remote_code: bool = False,
+    warmup_ratio: float = 0.0,
+) -> dict[str, float]:
+    """DPO or DDPO from the SFT model in `sft_dir` (METHOD.md, Training).
+
+    `method` is "dpo" (stock `trl.DPOTrainer`) or "ddpo-sem" / "ddpo-sty" / "ddpo-both"
+    (`DeviationWeightedDPOTrainer` with weight = `pairs_df["w_chosen_<variant>"]`). The SFT
+    model is both the initial policy and the reference: its log-probs are precomputed once
+    before training (`precompute_ref_log_probs`), which saves one reference forward per step
+    from the second epoch on and keeps no second model in memory. If `sft_dir` holds a LoRA
+    adapter, that adapter is trained further and TRL keeps a frozen copy for the reference;
+    `peft_config` instead puts a new adapter on a fully fine-tuned SFT model. Saves model (or
+    adapter) and tokenizer to `out_dir`; returns `train_loss`, `runtime`, `tokens`, `steps`,
+    `epochs` and the last logged `rewards/*`, `logps/*` (and `weights/mean` for DDPO).
+    """
+    trainer = build_preference_trainer(
+        method,
+        sft_dir,
+        pairs_df,
+        out_dir,
+        beta=beta,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        max_length=max_length,
+        report_to=report_to,
+        peft_config=peft_config,
+        trust_remote_code=trust_remote_code,
+        warmup_ratio=warmup_ratio,
+    )
+    return _train_and_save(trainer, trainer.processing_class, Path(out_dir), metric_keys=_PREFERENCE_METRICS)
+
+
+def _warmup(warmup_ratio: float) -> float:
+    """transformers 5 takes the warmup ratio as a float in [0, 1) through `warmup_steps`."""
+    if not 0.0 <= warmup_ratio < 1.0:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
+    return float(warmup_ratio)
+
+
+def save_model(trainer: transformers.Trainer, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
+    """Save the trained model (safetensors) and tokenizer to `out_dir`.
+
+    A PEFT model saves only its trained adapter ("default"), not the frozen "ref" copy TRL adds.
+    `Trainer.save_model` is not used: it also writes `training_args.bin`, a pickle.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if isinstance(model, PeftModel):
+        model.save_pretrained(str(out_dir), selected_adapters=["default"])
+    else:
+        model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # the trainer's scratch folder (no checkpoints are kept)
+
+
+def _train_and_save(
+    trainer: transformers.Trainer,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    metric_keys: tuple[str, ...],
+) -> dict[str, float]:
+    """Train, save model + tokenizer (safetensors) to `out_dir`, return the final metrics."""
+    start = time.perf_counter()
+    result = trainer.train()
+    runtime = time.perf_counter() - start
+    save_model(trainer, tokenizer, out_dir)
+
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    last = logs[-1] if logs else {}
+    metrics: dict[str, float] = {
+        "train_loss": float(result.training_loss),
+        "runtime": float(runtime),
+        "tokens": float(getattr(trainer, "_total_train_tokens", 0)),  # TRL's running count (padding excluded)
+        "steps": float(result.global_step),
+        "epochs": float(trainer.state.epoch or 0.0),
+    }
+    for key in metric_keys:
+        if key in last:
+            metrics[key] = float(last[key])
+    return metrics
