@@ -67,7 +67,8 @@ def run_pipeline(dvc_args: list[str] | None = None, root: Path | None = None) ->
             log_metrics(read_json(root / "reports/metrics.json"))
         for name in RESULT_ARTIFACTS:
             if (root / name).exists():
-                mlflow.log_artifact(str(root / name), artifact_path=str(Path(name).parent))
+                folder = str(Path(name).parent)
+                mlflow.log_artifact(str(root / name), artifact_path=None if folder == "." else folder)
         _print_stage_times(run.info.run_id, experiment_id)
         if code != 0:
             mlflow.set_tag("divwrite.error", f"dvc repro exited with {code}")
