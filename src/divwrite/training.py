@@ -121,47 +121,19 @@ def build_sft_trainer(
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
 
 
-def run_sft(
-    model: PreTrainedModel | str,
-    tokenizer: PreTrainedTokenizerBase,
-    train_df: pd.DataFrame,
-    out_dir: str | os.PathLike,
-    *,
-    epochs: float,
-    learning_rate: float,
-    batch_size: int,
-    warmup_ratio: float,
-    seed: int,
-    max_length: int,
-    report_to: str | list[str] = "none",
-    peft_config: PeftConfig | None = None,
-    trust_remote_code: bool = False,
-) -> dict[str, float]:
+def run_sft(*args: Any, **kwargs: Any) -> dict[str, float]:
     """Supervised fine-tuning on every (prompt, response) of `train_df` (METHOD.md, Training).
 
-    `model` is a model instance (e.g. `modeling.build_builtin_model`) or a hub id / local path
-    (loaded in float32; `trust_remote_code` applies only then).
-    Loss on the response tokens only; sequences are cut at `max_length` tokens. Saves the model
-    (or the LoRA adapter when `peft_config` is given) and the tokenizer to `out_dir`. Returns
-    `train_loss` (mean over the run), `runtime` (seconds), `tokens` (tokens seen, padding
-    excluded), `steps`, `epochs`, and the last logged `mean_token_accuracy` and `entropy`.
+    Arguments as `build_sft_trainer`: `model` is a model instance (e.g.
+    `modeling.build_builtin_model`) or a hub id / local path (loaded in float32;
+    `trust_remote_code` applies only then). Loss on the response tokens only; sequences are
+    cut at `max_length` tokens. Saves the model (or the LoRA adapter when `peft_config` is
+    given) and the tokenizer to `out_dir`. Returns `train_loss` (mean over the run),
+    `runtime` (seconds), `tokens` (tokens seen, padding excluded), `steps`, `epochs`, and
+    the last logged `mean_token_accuracy` and `entropy`.
     """
-    trainer = build_sft_trainer(
-        model,
-        tokenizer,
-        train_df,
-        out_dir,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        warmup_ratio=warmup_ratio,
-        seed=seed,
-        max_length=max_length,
-        report_to=report_to,
-        peft_config=peft_config,
-        trust_remote_code=trust_remote_code,
-    )
-    return _train_and_save(trainer, tokenizer, Path(out_dir), metric_keys=("mean_token_accuracy", "entropy"))
+    trainer = build_sft_trainer(*args, **kwargs)
+    return _train_and_save(trainer, metric_keys=("mean_token_accuracy", "entropy"))
 
 
 def preference_dataset(pairs_df: pd.DataFrame, weight_column: str | None = None) -> Dataset:
@@ -238,24 +210,9 @@ def build_preference_trainer(
     )
 
 
-def run_preference(
-    method: str,
-    sft_dir: str | os.PathLike,
-    pairs_df: pd.DataFrame,
-    out_dir: str | os.PathLike,
-    *,
-    beta: float,
-    learning_rate: float,
-    epochs: float,
-    batch_size: int,
-    seed: int,
-    max_length: int,
-    report_to: str | list[str] = "none",
-    peft_config: PeftConfig | None = None,
-    trust_remote_code: bool = False,
-    warmup_ratio: float = 0.0,
-) -> dict[str, float]:
-    """DPO or DDPO from the SFT model in `sft_dir` (METHOD.md, Training).
+def run_preference(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """DPO or DDPO from the SFT model in `sft_dir` (METHOD.md, Training); arguments as
+    `build_preference_trainer`.
 
     `method` is "dpo" (stock `trl.DPOTrainer`) or "ddpo-sem" / "ddpo-sty" / "ddpo-both"
     (`DeviationWeightedDPOTrainer` with weight = `pairs_df["w_chosen_<variant>"]`). The SFT
@@ -267,23 +224,8 @@ def run_preference(
     adapter) and tokenizer to `out_dir`; returns `train_loss`, `runtime`, `tokens`, `steps`,
     `epochs` and the last logged `rewards/*`, `logps/*` (and `weights/mean` for DDPO).
     """
-    trainer = build_preference_trainer(
-        method,
-        sft_dir,
-        pairs_df,
-        out_dir,
-        beta=beta,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        max_length=max_length,
-        report_to=report_to,
-        peft_config=peft_config,
-        trust_remote_code=trust_remote_code,
-        warmup_ratio=warmup_ratio,
-    )
-    return _train_and_save(trainer, trainer.processing_class, Path(out_dir), metric_keys=_PREFERENCE_METRICS)
+    trainer = build_preference_trainer(*args, **kwargs)
+    return _train_and_save(trainer, metric_keys=_PREFERENCE_METRICS)
 
 
 def _warmup(warmup_ratio: float) -> float:
@@ -309,13 +251,10 @@ def save_model(trainer: transformers.Trainer, tokenizer: PreTrainedTokenizerBase
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # the trainer's scratch folder (no checkpoints are kept)
 
 
-def _train_and_save(
-    trainer: transformers.Trainer,
-    tokenizer: PreTrainedTokenizerBase,
-    out_dir: Path,
-    metric_keys: tuple[str, ...],
-) -> dict[str, float]:
-    """Train, save model + tokenizer (safetensors) to `out_dir`, return the final metrics."""
+def _train_and_save(trainer: transformers.Trainer, metric_keys: tuple[str, ...]) -> dict[str, float]:
+    """Train, save model + tokenizer (safetensors) to the run's `out_dir`, return the final metrics."""
+    out_dir = Path(trainer.args.output_dir).parent  # `_runtime_args` puts the scratch folder in out_dir
+    tokenizer = trainer.processing_class
     start = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - start
