@@ -8,8 +8,8 @@ from `model` params (seeded). Hub model: its tokenizer, and the id to load it fr
 from pathlib import Path
 
 from divwrite.modeling import build_builtin_model
-from divwrite.records import read_table, write_json
-from divwrite.stage import run_stage
+from divwrite.records import write_json
+from divwrite.stage import read_input, run_stage
 from divwrite.tokenizer import load_tokenizer, train_bpe_tokenizer
 
 OUT = Path("models/base")
@@ -18,7 +18,7 @@ OUT = Path("models/base")
 def main(params: dict) -> dict:
     cfg = params["model"]
     if cfg["base"] == "builtin":
-        train = read_table("data/ingested/train.parquet", ["prompt", "response"])
+        train = read_input("data/ingested/train.parquet", ["prompt", "response"])
         texts = list(train["prompt"].drop_duplicates()) + list(train["response"])
         tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg["vocab_size"], out_dir=OUT)
         model = build_builtin_model(

@@ -3,13 +3,13 @@
 from divwrite.deviation import weight_pairs
 from divwrite.embedders import load_embedder
 from divwrite.gates import GateBounds, check_pairs, write_summary
-from divwrite.records import PAIR_COLUMNS, read_table, write_json, write_table
-from divwrite.stage import run_stage
+from divwrite.records import PAIR_COLUMNS, write_json, write_table
+from divwrite.stage import read_input, run_stage
 
 
 def main(params: dict) -> dict:
     cfg = params["deviate"]
-    pairs = read_table("data/pairs/train.parquet", PAIR_COLUMNS)
+    pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
     embedders = {"sem": load_embedder(cfg["semantic_embedder"]), "sty": load_embedder(cfg["style_embedder"])}
     weighted = weight_pairs(
         pairs,

@@ -11,24 +11,23 @@ import pandas as pd
 
 from divwrite.embedders import load_embedder
 from divwrite.evaluation import evaluate_samples, human_samples, summarise
-from divwrite.records import RESPONSE_COLUMNS, read_table, write_table
+from divwrite.records import RESPONSE_COLUMNS, write_table
 from divwrite.reporting import plot_quality_vs_diversity, write_results
 from divwrite.reward import RidgeRewardModel
-from divwrite.stage import run_stage
+from divwrite.stage import read_input, run_stage
 from divwrite.tracking import log_metrics
 
 
-def samples_of(method: str, prompt_ids: set[str]) -> dict[str, list[str]]:
-    gen = read_table(f"data/generations/{method}.parquet", ["prompt_id", "sample_index", "text"])
+def samples_by_prompt(gen: pd.DataFrame, prompt_ids: set[str]) -> dict[str, list[str]]:
     gen = gen[gen.prompt_id.isin(prompt_ids)].sort_values(["prompt_id", "sample_index"])
     return {pid: list(g["text"]) for pid, g in gen.groupby("prompt_id", sort=True)}
 
 
 def main(params: dict) -> dict:
     cfg = params["evaluate"]
-    test = read_table("data/filtered/test.parquet", RESPONSE_COLUMNS)
+    test = read_input("data/filtered/test.parquet", RESPONSE_COLUMNS)
     prompts = dict(zip(test.prompt_id, test.prompt))
-    truth = read_table("data/truth/prompts.parquet")
+    truth = read_input("data/truth/prompts.parquet")
     truth_prompts = {pid: list(el) for pid, el in zip(truth.prompt_id, truth.elements)} if len(truth) else None
     scorer = dict(
         reward_model=RidgeRewardModel.load("models/reward"),
@@ -36,9 +35,13 @@ def main(params: dict) -> dict:
         style=load_embedder(params["deviate"]["style_embedder"]),
         truth_prompts=truth_prompts,
     )
-    evaluated = set(pd.read_parquet("data/generations/sft.parquet", columns=["prompt_id"]).prompt_id) \
-        if "sft" in params["train"]["methods"] else set(prompts)
-    sets = {m: samples_of(m, evaluated) for m in params["train"]["methods"]}
+    generations = {
+        m: read_input(f"data/generations/{m}.parquet", ["prompt_id", "sample_index", "text"])
+        for m in params["train"]["methods"]
+    }
+    # Every method is scored on the same prompts: those that all of them generated for.
+    evaluated = set.intersection(*(set(g.prompt_id) for g in generations.values()))
+    sets = {m: samples_by_prompt(g, evaluated) for m, g in generations.items()}
     sets["human"] = human_samples(
         test[test.prompt_id.isin(evaluated)],
         n_samples=params["generate"]["n_samples"],

@@ -1,9 +1,8 @@
 """filter: drop moderation text, deleted/empty bodies, over-long responses, thin prompts (METHOD.md step 2)."""
 
 from divwrite.filtering import filter_responses
-from divwrite.records import read_table, write_json, write_table
-from divwrite.records import RESPONSE_COLUMNS
-from divwrite.stage import run_stage
+from divwrite.records import RESPONSE_COLUMNS, write_json, write_table
+from divwrite.stage import read_input, run_stage
 from divwrite.tokenizer import chat_token_lengths, load_tokenizer
 
 
@@ -12,7 +11,7 @@ def main(params: dict) -> dict:
     tokenizer = load_tokenizer("models/base")
     stats = {}
     for split in ("train", "test"):
-        df = read_table(f"data/ingested/{split}.parquet", RESPONSE_COLUMNS)
+        df = read_input(f"data/ingested/{split}.parquet", RESPONSE_COLUMNS)
         lengths = chat_token_lengths(tokenizer, list(df["prompt"]), list(df["response"]))
         kept, stats[split] = filter_responses(
             df, token_lengths=lengths, max_tokens=cfg["max_tokens"], min_responses=cfg["min_responses"]

@@ -5,13 +5,13 @@ import sys
 import pandas as pd
 
 from divwrite.generation import generate_samples, load_generator
-from divwrite.records import RESPONSE_COLUMNS, read_table, write_table
-from divwrite.stage import run_stage
+from divwrite.records import RESPONSE_COLUMNS, write_table
+from divwrite.stage import read_input, run_stage
 
 
 def test_prompts(max_prompts: int) -> pd.DataFrame:
     """The test prompts in a fixed order (by id), the first `max_prompts` when > 0."""
-    test = read_table("data/filtered/test.parquet", RESPONSE_COLUMNS)
+    test = read_input("data/filtered/test.parquet", RESPONSE_COLUMNS)
     prompts = test[["prompt_id", "prompt"]].drop_duplicates("prompt_id").sort_values("prompt_id")
     return prompts.head(max_prompts) if max_prompts > 0 else prompts
 

@@ -2,12 +2,12 @@
 
 from divwrite.gates import GateBounds, check_pairs, write_summary
 from divwrite.pairing import make_pairs
-from divwrite.records import RESPONSE_COLUMNS, read_table, write_json, write_table
-from divwrite.stage import run_stage
+from divwrite.records import RESPONSE_COLUMNS, write_json, write_table
+from divwrite.stage import read_input, run_stage
 
 
 def main(params: dict) -> dict:
-    train = read_table("data/filtered/train.parquet", RESPONSE_COLUMNS)
+    train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
     pairs = make_pairs(train, gap=params["pair"]["gap"], seed=params["seed"])
     gate = check_pairs(pairs, GateBounds.from_params(params["gates"]), name="pair")
     write_table(pairs, "data/pairs/train.parquet")

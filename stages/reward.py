@@ -1,14 +1,14 @@
 """reward: the quality scorer, fit on the train split's transformed upvotes (METHOD.md "Reward model")."""
 
 from divwrite.embedders import load_embedder
-from divwrite.records import RESPONSE_COLUMNS, read_table, write_json
+from divwrite.records import RESPONSE_COLUMNS, write_json
 from divwrite.reward import train_reward_model
-from divwrite.stage import run_stage
+from divwrite.stage import read_input, run_stage
 
 
 def main(params: dict) -> dict:
     cfg = params["reward"]
-    train = read_table("data/filtered/train.parquet", RESPONSE_COLUMNS)
+    train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
     model, metrics = train_reward_model(
         train, embedder=load_embedder(cfg["embedder"]), ridge=cfg["ridge"], val_fraction=cfg["val_fraction"], seed=params["seed"]
     )

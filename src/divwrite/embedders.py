@@ -27,7 +27,11 @@ STYLOMETRIC = "stylometric"
 class Embedder(Protocol):
     name: str
 
-    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray: ...
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray: ...
+
+
+# Encodes of at least this many texts show a progress bar unless told otherwise.
+PROGRESS_MIN_TEXTS = 512
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -49,9 +53,11 @@ class SentenceTransformerEmbedder:
             source = str(get_model_path())
         self.model = SentenceTransformer(source, device=device or "cpu", trust_remote_code=trust_remote_code)
 
-    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        if show_progress is None:
+            show_progress = len(texts) >= PROGRESS_MIN_TEXTS
         emb = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -116,7 +122,7 @@ class StylometricEmbedder:
 
     name = STYLOMETRIC
 
-    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
         dim = len(FUNCTION_WORDS) + len(PUNCTUATION) + 5
         if len(texts) == 0:
             return np.zeros((0, dim), dtype=np.float32)

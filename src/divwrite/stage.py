@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from divwrite.params import load_params
+from divwrite.records import read_table
 
 # Errors that mean "the data or the settings are wrong", shown as one readable message
 # (DIVWRITE_DEBUG=1 shows the traceback too). Anything else keeps its traceback.
@@ -25,6 +27,15 @@ def seed_everything(seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
+
+
+def read_input(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read an input table and record it in the stage's MLflow run (digest = DVC's md5)."""
+    from divwrite.tracking import log_table_input
+
+    df = read_table(path, columns)
+    log_table_input(df, path)
+    return df
 
 
 def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None], sections: list[str]) -> None:
