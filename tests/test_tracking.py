@@ -69,3 +69,18 @@ def test_store_follows_dvc_root_in_queued_experiments(store, monkeypatch, tmp_pa
     configure("queued")
     assert (original / "mlflow.db").exists()
     assert not (store / "mlflow.db").exists()
+
+
+def test_input_table_is_logged_with_dvc_md5_as_digest(store):
+    import pandas as pd
+
+    from divwrite.tracking import log_table_input
+
+    df = pd.DataFrame({"prompt_id": ["a", "b"], "upvotes": [3, 7]})
+    df.to_parquet(store / "t.parquet")
+    exp_id = configure("lineage")
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        log_table_input(df, store / "t.parquet")
+    (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    assert logged.dataset.digest == file_md5(store / "t.parquet")
+    assert logged.dataset.name == "t.parquet"

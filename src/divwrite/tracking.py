@@ -13,6 +13,7 @@ import hashlib
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,8 +91,10 @@ def log_table_input(df: Any, path: str | Path, context: str = "input") -> None:
     import mlflow
 
     path = Path(path)
-    dataset = mlflow.data.from_pandas(df, source=str(path), name=path.name, digest=file_md5(path))
-    mlflow.log_input(dataset, context=context)
+    with warnings.catch_warnings():  # schema inference warns about int columns and NaN: irrelevant here
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(df, source=str(path), name=path.name, digest=file_md5(path))
+        mlflow.log_input(dataset, context=context)
 
 
 def log_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
