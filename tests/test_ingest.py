@@ -15,6 +15,7 @@ from divwrite.ingest import (
     ingest,
     load_records,
     records_to_responses,
+    held_out_prompts,
     split_by_prompt,
     strip_title_tag,
     transform_scores,
@@ -265,3 +266,11 @@ def test_ingest_scores_use_the_global_range_before_the_split() -> None:
     expected = 2 * (np.log(both["upvotes"] + 2) - np.log(2)) / (np.log(121) - np.log(2)) - 1
     np.testing.assert_allclose(both["score"], expected, atol=1e-12)
     assert both["score"].min() == -1.0 and both["score"].max() == 1.0
+
+
+def test_held_out_prompts_is_by_prompt_and_seeded() -> None:
+    ids = [f"p{i}" for i in range(20) for _ in range(3)]
+    val = held_out_prompts(ids, 0.25, seed=3)
+    assert len(val) == 5 and val <= set(ids)
+    assert held_out_prompts(list(reversed(ids)), 0.25, seed=3) == val
+    assert held_out_prompts(ids, 0.0, seed=3) == set()

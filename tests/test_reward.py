@@ -17,7 +17,6 @@ from divwrite.reward import (
     format_reward_input,
     ranking_metrics,
     ridge_fit,
-    split_prompts,
     train_reward_model,
 )
 
@@ -98,14 +97,6 @@ def test_ranking_metrics_by_hand() -> None:
 def test_ranking_metrics_fallbacks_are_finite() -> None:
     out = ranking_metrics(np.ones(3), np.array([0.0, 1.0, 2.0]), ["a", "b", "c"])
     assert out["spearman"] == 0.0 and out["pairwise_accuracy"] == 0.5 and out["n_pairs"] == 0
-
-
-def test_split_prompts_is_by_prompt_and_seeded() -> None:
-    ids = [f"p{i}" for i in range(20) for _ in range(3)]
-    val = split_prompts(ids, 0.25, seed=3)
-    assert len(val) == 5 and val <= set(ids)
-    assert split_prompts(list(reversed(ids)), 0.25, seed=3) == val
-    assert split_prompts(ids, 0.0, seed=3) == set()
 
 
 def test_fit_predict_ranks_vivid_over_flat(minilm) -> None:

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from divwrite.embedders import Embedder
-from divwrite.pairing import pair_table, prompt_rng, prompt_slices, sorted_responses
+from divwrite.pairing import pair_table, prompt_slices, sorted_responses
+from divwrite.records import prompt_rng
 from divwrite.records import RESPONSE_COLUMNS
 
 EMBEDDER_KEYS = ("sem", "sty")

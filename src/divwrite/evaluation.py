@@ -11,7 +11,6 @@ evaluated the same way (`human_samples`, the "gold" row).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from divwrite.embedders import Embedder, load_embedder
+from divwrite.records import prompt_rng
 from divwrite.metrics import (
     compression_ratio,
     homogenization_rouge_l,
@@ -50,12 +50,6 @@ class RewardModel(Protocol):
     def predict(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray: ...
 
 
-def _prompt_seed(seed: int, pid: str) -> list[int]:
-    """Seed of one prompt's draw: the global seed and a hash of the prompt id, so a prompt's
-    draw does not change when other prompts are added or removed."""
-    return [int(seed), int(hashlib.sha1(str(pid).encode("utf-8")).hexdigest()[:15], 16)]
-
-
 def human_samples(
     test_df: pd.DataFrame, n_samples: int = 4, min_responses: int = 4, seed: int = 42
 ) -> dict[str, list[str]]:
@@ -74,7 +68,7 @@ def human_samples(
         texts = group["response"].tolist()
         if len(texts) < min_responses:
             continue
-        rng = np.random.default_rng(_prompt_seed(seed, str(pid)))
+        rng = prompt_rng(seed, str(pid))
         picks = rng.choice(len(texts), size=n_samples, replace=False)
         out[str(pid)] = [texts[i] for i in picks]
     return out

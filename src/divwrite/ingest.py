@@ -260,24 +260,30 @@ def records_to_responses(records: list[Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def held_out_prompts(prompt_ids: Iterable[str], fraction: float, seed: int, param: str = "fraction") -> set[str]:
+    """The held-out prompt ids: a seeded draw of `round(fraction * n_prompts)` from the
+    sorted distinct ids, so it depends only on the set of prompts and the seed, not on row
+    order. With at least two prompts and `0 < fraction < 1` each side gets at least one.
+    `param` names the setting in the error message.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"{param} must be in [0, 1), got {fraction}")
+    prompts = np.array(sorted(set(prompt_ids)), dtype=object)
+    n = len(prompts)
+    n_held = int(round(fraction * n))
+    if fraction > 0 and n >= 2:
+        n_held = min(max(n_held, 1), n - 1)
+    rng = np.random.default_rng(seed)
+    return set(prompts[rng.permutation(n)[:n_held]])
+
+
 def split_by_prompt(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train/test split by prompt, never by response (METHOD.md step 1).
 
-    The test prompts are a seeded random draw of `round(test_fraction * n_prompts)`
-    prompts from the sorted prompt ids, so the split depends only on the set of prompts
-    and the seed, not on row order. With at least two prompts and `0 < test_fraction < 1`
-    each side gets at least one prompt. Both outputs are sorted by prompt id, responses
-    of a prompt kept in their input order, index reset.
+    The test prompts are `held_out_prompts(prompt ids, test_fraction, seed)`. Both outputs
+    are sorted by prompt id, responses of a prompt kept in their input order, index reset.
     """
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    prompts = np.array(sorted(df["prompt_id"].unique()), dtype=object)
-    n = len(prompts)
-    n_test = int(round(test_fraction * n))
-    if test_fraction > 0 and n >= 2:
-        n_test = min(max(n_test, 1), n - 1)
-    rng = np.random.default_rng(seed)
-    test_ids = set(prompts[rng.permutation(n)[:n_test]])
+    test_ids = held_out_prompts(df["prompt_id"], test_fraction, seed, param="test_fraction")
     ordered = df.sort_values("prompt_id", kind="stable")
     is_test = ordered["prompt_id"].isin(test_ids)
     return ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True)

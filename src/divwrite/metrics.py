@@ -25,26 +25,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from divwrite.deviation import deviation
+
 Values = Sequence[float] | np.ndarray | pd.Series
 
 
 def mean_pairwise_cosine_distance(emb: np.ndarray) -> float:
     """Semantic / style diversity of one prompt's samples (METHOD.md, Evaluation).
 
-    `mean over unordered pairs i < j of (1 - cos(e_i, e_j))`. Rows are L2-normalised
-    here as well (embedders already do so; normalising again is harmless), so cosine
-    is a dot product. Range [0, 2]; two orthogonal rows give 1.0, identical rows 0.0.
+    `mean over unordered pairs i < j of (1 - cos(e_i, e_j))`, which is the mean over the
+    samples of their deviation (METHOD.md step 4), so it is computed as exactly that.
+    Range [0, 2]; two orthogonal rows give 1.0, identical rows 0.0.
 
     Raises ValueError for fewer than 2 rows (there is no pair to measure).
     """
     x = np.asarray(emb, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"need a 2-d array with at least 2 rows, got shape {x.shape}")
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    n = x.shape[0]
-    sim = x @ x.T
-    iu = np.triu_indices(n, k=1)
-    return float(np.mean(1.0 - sim[iu]))
+    return float(deviation(x).mean())
 
 
 def _reference_gzip_size(raw: bytes) -> int:

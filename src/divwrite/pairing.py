@@ -17,12 +17,11 @@ same order (lower response first, then higher, by sorted position) and draw
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pandas as pd
 
-from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, prompt_rng
 
 
 def _is_valid(lo: float, hi: float, gap: float) -> bool:
@@ -95,13 +94,6 @@ def sample_pairs(upvotes: np.ndarray, gap: float, rng: np.random.Generator) -> l
         keep[[lo, hi]] = False
         alive, vals = alive[keep], vals[keep]
     return pairs
-
-
-def prompt_rng(seed: int, pid: str) -> np.random.Generator:
-    """Random generator of one prompt, from the global seed and the prompt id, so that a
-    prompt's draws do not depend on which other prompts are present or in what order."""
-    key = int.from_bytes(hashlib.sha1(pid.encode("utf-8")).digest()[:8], "big")
-    return np.random.default_rng([seed, key])
 
 
 def prompt_slices(prompt_ids: np.ndarray) -> list[tuple[int, int]]:

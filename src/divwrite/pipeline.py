@@ -118,7 +118,7 @@ def prepare_smoke_copy(root: Path, target: Path) -> Path:
     """Copy the project's files (not its outputs) to `target` and apply the smoke profile."""
     target.mkdir(parents=True, exist_ok=True)
     for rel in _tracked_files(root):
-        if rel.parts[0] in {"dvc.lock"} or not (root / rel).is_file():
+        if rel == Path("dvc.lock") or not (root / rel).is_file():  # the copy's lock is its own
             continue
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

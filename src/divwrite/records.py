@@ -1,4 +1,4 @@
-"""Record schemas shared by the stages, stable ids, and atomic table I/O.
+"""Record schemas shared by the stages, stable ids and per-prompt randomness, and atomic table I/O.
 
 Every table between stages is a Parquet file in *long* format (one row per response or
 per pair). Writes go to a temporary file in the destination folder and are renamed into
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # One row per response (ingest and filter outputs).
@@ -57,6 +58,13 @@ def prompt_id(post_title: str, post_text: str) -> str:
 def response_id(pid: str, index: int) -> str:
     """Id of the `index`-th response (0-based, position in the source record) of a prompt."""
     return f"{pid}-{index}"
+
+
+def prompt_rng(seed: int, pid: str) -> np.random.Generator:
+    """Random generator of one prompt, from the global seed and the prompt id, so that a
+    prompt's draws do not depend on which other prompts are present or in what order."""
+    key = int.from_bytes(hashlib.sha1(pid.encode("utf-8")).digest()[:8], "big")
+    return np.random.default_rng([seed, key])
 
 
 def text_hash(text: str) -> str:

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from divwrite.embedders import Embedder, load_embedder
+from divwrite.ingest import held_out_prompts
 from divwrite.records import RESPONSE_COLUMNS, atomic_path, read_json, write_json
 
 INPUT_FORMAT = "<prompt>{prompt}</prompt><response>{response}</response>"
@@ -203,18 +204,6 @@ class RidgeRewardModel:
         return model
 
 
-def split_prompts(prompt_ids: Sequence[str], val_fraction: float, seed: int) -> set[str]:
-    """The held-out prompt ids: `round(val_fraction * n_prompts)` of them (at least 1 and at
-    most n - 1 when val_fraction > 0 and there are >= 2 prompts), drawn with `seed` from the
-    sorted unique ids, so the split does not depend on row order."""
-    unique = sorted(set(prompt_ids))
-    if val_fraction <= 0 or len(unique) < 2:
-        return set()
-    n_val = min(max(1, round(val_fraction * len(unique))), len(unique) - 1)
-    rng = np.random.default_rng(seed)
-    return {unique[i] for i in rng.choice(len(unique), size=n_val, replace=False)}
-
-
 def train_reward_model(
     train_df: pd.DataFrame,
     *,
@@ -241,7 +230,7 @@ def train_reward_model(
     x = model.features(df["prompt"].tolist(), df["response"].tolist())
     y = df["score"].to_numpy(dtype=np.float64)
     pids = df["prompt_id"].astype(str).to_numpy()
-    val_ids = split_prompts(pids, val_fraction, seed)
+    val_ids = held_out_prompts(pids, val_fraction, seed, param="val_fraction")
     metrics: dict[str, float] = {"n_rows": int(len(df)), "n_prompts": int(len(set(pids)))}
     if val_ids:
         is_val = np.isin(pids, sorted(val_ids))

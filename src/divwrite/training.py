@@ -48,12 +48,30 @@ _PREFERENCE_METRICS = (
 )
 
 
-def _runtime_args(out_dir: Path, *, seed: int, report_to: str | list[str], steps_per_epoch: int) -> dict[str, Any]:
-    """TrainingArguments shared by every run: seeded, no checkpoints; on CPU float32 (bf16 on CPU
-    fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed precision where supported."""
+def _common_args(
+    out_dir: str | os.PathLike,
+    *,
+    n_examples: int,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    warmup_ratio: float,
+    max_length: int,
+    seed: int,
+    report_to: str | list[str],
+) -> dict[str, Any]:
+    """TrainingArguments shared by SFT and preference runs: the schedule, seeded, no checkpoints;
+    on CPU float32 (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16
+    mixed precision where supported."""
     on_gpu = torch.cuda.is_available()
+    steps_per_epoch = math.ceil(n_examples / batch_size)
     return dict(
-        output_dir=str(out_dir / "trainer"),
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        warmup_steps=_warmup(warmup_ratio),
+        max_length=max_length,
+        output_dir=str(Path(out_dir) / "trainer"),
         seed=seed,
         data_seed=seed,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
@@ -103,14 +121,18 @@ def build_sft_trainer(
     """The `SFTTrainer` that `run_sft` runs (arguments as there), ready to `train()`."""
     transformers.set_seed(seed)
     dataset = sft_dataset(train_df)
-    steps_per_epoch = math.ceil(len(dataset) / batch_size)
     args = SFTConfig(
-        **_runtime_args(Path(out_dir), seed=seed, report_to=report_to, steps_per_epoch=steps_per_epoch),
-        num_train_epochs=epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        warmup_steps=_warmup(warmup_ratio),
-        max_length=max_length,
+        **_common_args(
+            out_dir,
+            n_examples=len(dataset),
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            warmup_ratio=warmup_ratio,
+            max_length=max_length,
+            seed=seed,
+            report_to=report_to,
+        ),
         completion_only_loss=True,
         packing=False,
         # Batches of similar lengths (seeded, random mega-batches of 50 batches): ~23% fewer
@@ -179,14 +201,18 @@ def build_preference_trainer(
     tokenizer = load_tokenizer(sft_dir, trust_remote_code=trust_remote_code)
     model = load_causal_lm(sft_dir, trust_remote_code=trust_remote_code, is_trainable=True)
 
-    steps_per_epoch = math.ceil(len(dataset) / batch_size)
     common = dict(
-        **_runtime_args(Path(out_dir), seed=seed, report_to=report_to, steps_per_epoch=steps_per_epoch),
-        num_train_epochs=epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        warmup_steps=_warmup(warmup_ratio),
-        max_length=max_length,
+        **_common_args(
+            out_dir,
+            n_examples=len(dataset),
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            warmup_ratio=warmup_ratio,
+            max_length=max_length,
+            seed=seed,
+            report_to=report_to,
+        ),
         beta=beta,
         loss_type=["sigmoid"],
         trust_remote_code=trust_remote_code,
@@ -253,7 +279,7 @@ def save_model(trainer: transformers.Trainer, tokenizer: PreTrainedTokenizerBase
 
 def _train_and_save(trainer: transformers.Trainer, metric_keys: tuple[str, ...]) -> dict[str, float]:
     """Train, save model + tokenizer (safetensors) to the run's `out_dir`, return the final metrics."""
-    out_dir = Path(trainer.args.output_dir).parent  # `_runtime_args` puts the scratch folder in out_dir
+    out_dir = Path(trainer.args.output_dir).parent  # `_common_args` puts the scratch folder in out_dir
     tokenizer = trainer.processing_class
     start = time.perf_counter()
     result = trainer.train()
