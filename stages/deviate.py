@@ -1,33 +1,42 @@
-"""deviate: deviation weights of every paired response, per embedder and combined (METHOD.md step 4)."""
+"""deviate: deviation weights of every paired response, per embedder and combined (METHOD.md step 4).
 
-from divwrite.deviation import weight_pairs
-from divwrite.embedders import load_embedder
-from divwrite.gates import GateBounds, check_pairs, write_summary
+Embeddings are reused across runs by text hash (`deviate.embedding_cache`), so a re-run
+with another weighting option (max_responses, min_weight, high_quality_first) embeds nothing.
+"""
+
+from divwrite.deviation import deviation_embedders, weight_pairs
+from divwrite.gates import GateBounds, check_pairs
 from divwrite.records import PAIR_COLUMNS, write_json, write_table
-from divwrite.stage import read_input, run_stage
+from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
 
 
 def main(params: dict) -> dict:
     cfg = params["deviate"]
     pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
-    embedders = {"sem": load_embedder(cfg["semantic_embedder"]), "sty": load_embedder(cfg["style_embedder"])}
+    models = deviation_embedders(
+        cfg["semantic_embedder"], cfg["style_embedder"], trust_remote_code=cfg["trust_remote_code"],
+        cache=cfg["embedding_cache"],
+    )
     weighted = weight_pairs(
         pairs,
-        embedders,
+        models,
         max_responses=cfg["max_responses"],
         min_weight=cfg["min_weight"],
         high_quality_first=cfg["high_quality_first"],
         batch_size=cfg["batch_size"],
     )
-    gate = check_pairs(weighted, GateBounds.from_params(params["gates"]), name="deviate", min_weight=cfg["min_weight"])
+    bounds = GateBounds.from_params(params["gates"])
+    gate = check_pairs(
+        weighted, bounds, name="deviate", min_weight=cfg["min_weight"], docs_dir=gate_docs_dir(params, "deviate")
+    )
     write_table(weighted, "data/weighted/train.parquet")
-    write_summary(gate, "reports/gates/deviate.json")
-    stats = {"pairs_in": len(pairs), "pairs_out": len(weighted)}
+    stats = {"pairs_in": len(pairs), "pairs_out": len(weighted), "gate": report_gate(gate)}
     for kind in ("sem", "sty", "both"):
         w = weighted[f"w_chosen_{kind}"]
         stats[f"w_chosen_{kind}"] = {"mean": float(w.mean()), "std": float(w.std()), "max": float(w.max())}
     write_json(stats, "reports/stages/deviate.json")
-    return stats
+    # Cache hits vary with what earlier runs embedded: MLflow only, not the DVC metric.
+    return {**stats, "embedding_cache": {k: m.stats() for k, m in models.items() if hasattr(m, "stats")}}
 
 
 if __name__ == "__main__":

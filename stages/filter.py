@@ -1,27 +1,53 @@
-"""filter: drop moderation text, deleted/empty bodies, over-long responses, thin prompts (METHOD.md step 2)."""
+"""filter: drop moderation text, deleted/empty bodies, over-long responses, thin prompts
+(METHOD.md step 2), gate the result, and write the dataset card (the paper's Table 3)."""
 
+import pandas as pd
+
+from divwrite.dataset_card import card_markdown, dataset_card
 from divwrite.filtering import filter_responses
-from divwrite.records import RESPONSE_COLUMNS, write_json, write_table
-from divwrite.stage import read_input, run_stage
+from divwrite.gates import GateBounds, check_responses
+from divwrite.records import RESPONSE_COLUMNS, atomic_path, write_json, write_table
+from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
 from divwrite.tokenizer import chat_token_lengths, load_tokenizer
+from divwrite.tracking import log_artifact
+
+SPLITS = ("train", "test")
 
 
 def main(params: dict) -> dict:
     cfg = params["filter"]
     tokenizer = load_tokenizer("models/base")
-    stats = {}
-    for split in ("train", "test"):
-        df = read_input(f"data/ingested/{split}.parquet", RESPONSE_COLUMNS)
+    ingested, kept, removed = {}, {}, {}
+    for split in SPLITS:
+        ingested[split] = df = read_input(f"data/ingested/{split}.parquet", RESPONSE_COLUMNS)
         lengths = chat_token_lengths(tokenizer, list(df["prompt"]), list(df["response"]))
-        kept, stats[split] = filter_responses(
-            df, token_lengths=lengths, max_tokens=cfg["max_tokens"], min_responses=cfg["min_responses"]
+        kept[split], removed[split] = filter_responses(
+            df,
+            token_lengths=lengths,
+            max_tokens=cfg["max_tokens"],
+            min_responses=cfg["min_responses"],
+            drop_duplicates=cfg["drop_duplicates"],
         )
-        if kept.empty:
-            raise ValueError(f"filter removed every {split} response: {stats[split]}")
-        write_table(kept, f"data/filtered/{split}.parquet")
-    write_json(stats, "reports/stages/filter.json")
+        if kept[split].empty:
+            raise ValueError(f"filter removed every {split} response: {removed[split]}")
+    gate = check_responses(
+        pd.concat(kept.values()),
+        GateBounds.from_params(params["gates"]),
+        name="filter",
+        min_responses_per_prompt=cfg["min_responses"],
+        docs_dir=gate_docs_dir(params, "filter"),
+    )
+    for split in SPLITS:
+        write_table(kept[split], f"data/filtered/{split}.parquet")
+    card = {"ingested": dataset_card(ingested), "filtered": dataset_card(kept)}
+    write_json(card, "reports/dataset_card.json")
+    with atomic_path("reports/dataset_card.md") as tmp:
+        tmp.write_text(card_markdown(card, "Dataset card (the paper's Table 3)"), encoding="utf-8")
+    log_artifact("reports/dataset_card.md")
+    stats = {"removed": removed, "gate": report_gate(gate), "card": card}
+    write_json({"removed": removed, "gate": stats["gate"]}, "reports/stages/filter.json")
     return stats
 
 
 if __name__ == "__main__":
-    run_stage("filter", main, ["filter"])
+    run_stage("filter", main, ["filter", "gates"])

@@ -1,28 +1,36 @@
 """pair: per prompt, preference pairs without replacement under the upvote-gap rule (METHOD.md step 3)."""
 
-from divwrite.gates import GateBounds, check_pairs, write_summary
+from divwrite.gates import GateBounds, check_pairs
 from divwrite.pairing import make_pairs
 from divwrite.records import RESPONSE_COLUMNS, write_json, write_table
-from divwrite.stage import read_input, run_stage
+from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
 
 
 def main(params: dict) -> dict:
+    gap = params["pair"]["gap"]
     train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
-    pairs = make_pairs(train, gap=params["pair"]["gap"], seed=params["seed"])
-    gate = check_pairs(pairs, GateBounds.from_params(params["gates"]), name="pair")
+    pairs = make_pairs(train, gap=gap, seed=params["seed"])
+    if pairs.empty:
+        raise ValueError(
+            f"no pair could be formed from {len(train)} responses: within every prompt all upvotes are equal"
+        )
+    bounds = GateBounds.from_params(params["gates"])
+    gate = check_pairs(pairs, bounds, name="pair", gap=gap, docs_dir=gate_docs_dir(params, "pair"))
     write_table(pairs, "data/pairs/train.parquet")
     per_prompt = pairs.groupby("prompt_id").size()
     stats = {
         "responses": len(train),
+        "prompts": int(train.prompt_id.nunique()),
         "pairs": len(pairs),
         "prompts_with_pairs": int(per_prompt.size),
+        "prompts_without_pairs": int(train.prompt_id.nunique() - per_prompt.size),
         "responses_paired": 2 * len(pairs),
-        "pairs_per_prompt_mean": float(per_prompt.mean()) if len(per_prompt) else 0.0,
-        "gap_rule_pairs": int(((pairs.chosen_upvotes - pairs.rejected_upvotes) >= params["pair"]["gap"]).sum()),
-        "gate": {"success": gate["success"], "expectations": len(gate["expectations"])},
+        "pairs_per_prompt_mean": float(per_prompt.mean()),
+        "gap_rule_pairs": int(((pairs.chosen_upvotes - pairs.rejected_upvotes) >= gap).sum()),
+        "gate": report_gate(gate),
     }
+    stats["fallback_pairs"] = stats["pairs"] - stats["gap_rule_pairs"]
     write_json(stats, "reports/stages/pair.json")
-    write_summary(gate, "reports/gates/pair.json")
     return stats
 
 

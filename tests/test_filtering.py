@@ -62,6 +62,7 @@ def test_filter_counts_each_rule_and_keeps_order() -> None:
         "moderation": 2,
         "deleted": 2,
         "empty": 1,
+        "duplicate": 0,
         "too_long": 1,
         "too_few_responses": 1,
         "output": 4,
@@ -95,3 +96,25 @@ def test_token_lengths_must_align() -> None:
     df = table([("a", "one"), ("a", "two")])
     with pytest.raises(ValueError, match=r"token_lengths has shape \(3,\), expected \(2,\)"):
         filter_responses(df, token_lengths=np.array([1, 2, 3]), max_tokens=10)
+
+
+def test_duplicates_dropped_only_when_asked() -> None:
+    """A repeated text under the same prompt is a crawl artefact (off by default, as in the paper)."""
+    df = table([("a", "Same story."), ("a", " Same story.\n"), ("a", "Other."), ("b", "Same story."), ("b", "B.")])
+    _, counts = filter_responses(df, token_lengths=None, max_tokens=10)
+    assert counts["duplicate"] == 0 and counts["output"] == 5
+    kept, counts = filter_responses(df, token_lengths=None, max_tokens=10, drop_duplicates=True)
+    # the first copy stays; the same text under another prompt is not a duplicate
+    assert counts["duplicate"] == 1 and kept["response_id"].tolist() == ["a-0", "a-2", "b-3", "b-4"]
+
+
+def test_absurdly_long_response_goes_by_token_count(tmp_path) -> None:
+    """Ingest keeps a 200,000-word response; filter removes it with the real tokenizer's count."""
+    from divwrite.tokenizer import chat_token_lengths, train_bpe_tokenizer
+
+    df = table([("a", "A short story."), ("a", "word " * 200_000), ("a", "Another one.")])
+    tokenizer = train_bpe_tokenizer(["A short story about words.", "Another one."] * 20, vocab_size=300, out_dir=tmp_path)
+    lengths = chat_token_lengths(tokenizer, df["prompt"].tolist(), df["response"].tolist())
+    assert lengths[1] > 200_000 > 384 > lengths[0]
+    kept, counts = filter_responses(df, token_lengths=lengths, max_tokens=384)
+    assert counts["too_long"] == 1 and kept["response_id"].tolist() == ["a-0", "a-2"]

@@ -24,8 +24,13 @@ BOUNDS = GateBounds(
     min_response_words=1,
     max_response_words=5000,
     mean_response_words=(5, 2000),
+    median_response_words=(3, 2000),
     mean_prompt_words=(2, 500),
+    max_responses_per_prompt=100,
+    mean_responses_per_prompt=(1.5, 50),
+    max_empty_share=0.2,
     min_pairs_per_prompt=1,
+    min_gap_share=0.5,
 )
 
 
@@ -125,6 +130,7 @@ def test_clean_responses_pass(responses, tmp_path):
         "table": "responses",
         "column": "response",
         "success": True,
+        "severity": "critical",
         "observed_metric": "unexpected_count",
         "observed": 0,
     }
@@ -134,7 +140,15 @@ def test_clean_responses_pass(responses, tmp_path):
     write_summary(summary, first)
     write_summary(check_responses(responses, BOUNDS, name="filter", min_responses_per_prompt=2), second)
     assert first.read_bytes() == second.read_bytes()
-    assert json.loads(first.read_text())["expectations"].keys() == exp.keys()
+    assert (tmp_path / "a.details.json").read_bytes() == (tmp_path / "b.details.json").read_bytes()
+    assert json.loads(first.read_text()) == {
+        "success": True,
+        "expectations": len(exp),
+        "failed": 0,
+        "warnings": 0,
+        "tables": summary["tables"],
+    }
+    assert json.loads((tmp_path / "a.details.json").read_text())["expectations"].keys() == exp.keys()
 
 
 def _null_response(df):
@@ -187,19 +201,41 @@ def test_bad_responses_rejected(responses, corrupt, expected):
     assert err.value.summary["success"] is False
 
 
-def test_ingest_allows_empty_bodies(responses):
-    """Ingest's output still holds empty/deleted bodies (filter drops them): only the upper bound applies."""
+def test_before_filter_empty_and_long_bodies_are_warnings(responses):
+    """Ingest's output still holds empty/deleted and over-long bodies (filter drops them):
+    there they are warnings, after filter they stop the stage."""
     responses.loc[5, "response"] = ""
-    check_responses(responses, BOUNDS, allow_empty=True)
+    responses = _long_response(responses)
+    summary = check_responses(responses, BOUNDS, before_filter=True)
+    assert summary["success"] is True and summary["failed"] == 0
+    assert len(summary["warnings"]) == 1 and "response_id='p02-1' n_words=6000" in summary["warnings"][0]
     with pytest.raises(GateError, match=r"response_id='p01-1' n_words=0"):
         check_responses(responses, BOUNDS, name="filter")
-    with pytest.raises(GateError, match=r"response_id='p02-1' n_words=6000"):
-        check_responses(_long_response(responses), BOUNDS, allow_empty=True)
+    # more than max_empty_share (20%) empty or deleted bodies: a second warning
+    responses.loc[responses.index % 4 == 0, "response"] = "[deleted]"
+    summary = check_responses(responses, BOUNDS, before_filter=True)
+    assert summary["success"] is True and len(summary["warnings"]) == 2
+    assert "column='empty_or_deleted'" in summary["warnings"][1] and "mostly=0.8" in summary["warnings"][1]
+    entry = summary["expectations"]["responses/expect_column_values_to_be_in_set/empty_or_deleted"]
+    assert entry["severity"] == "warning" and entry["success"] is False
 
 
 def test_responses_per_prompt(responses):
     with pytest.raises(GateError, match=r"column='n_responses'.*\n.*\n    prompt_id='p00' n_responses=3"):
         check_responses(responses.drop(index=0), BOUNDS, name="filter", min_responses_per_prompt=4)
+    few = GateBounds(**{**BOUNDS.__dict__, "max_responses_per_prompt": 3, "mean_responses_per_prompt": (1.5, 3.5)})
+    with pytest.raises(GateError) as err:
+        check_responses(responses, few, name="filter")
+    assert "prompt_id='p00' n_responses=4" in str(err.value)  # the max
+    assert "expect_column_mean_to_be_between(column='n_responses'" in str(err.value) and "observed: 4" in str(err.value)
+
+
+def test_upvote_gap_warning(pairs):
+    """Pairs from the fallback rule (upvotes closer than the gap) beyond 1 - min_gap_share: a warning."""
+    assert check_pairs(pairs, BOUNDS, gap=10)["warnings"] == []  # every pair differs by 20 upvotes
+    summary = check_pairs(pairs, BOUNDS, gap=25)
+    assert summary["success"] is True and len(summary["warnings"]) == 1
+    assert "column='upvote_gap'" in summary["warnings"][0] and f"{2 * N_PROMPTS} of {2 * N_PROMPTS} rows" in summary["warnings"][0]
 
 
 def test_clean_pairs_pass(pairs):

@@ -11,18 +11,19 @@ import pandas as pd
 import pytest
 
 from divwrite.ingest import (
+    SourceSpec,
     build_prompt,
+    held_out_prompts,
     ingest,
     load_records,
+    load_records_from_spec,
     records_to_responses,
-    held_out_prompts,
+    source_stats,
     split_by_prompt,
     strip_title_tag,
     transform_scores,
 )
 from divwrite.records import RESPONSE_COLUMNS, prompt_id
-
-HANNA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hanna" / "hanna_per_prompt.jsonl"
 
 
 def record(title: str, text: str, texts: list[str], scores: list[float]) -> dict:
@@ -180,23 +181,176 @@ def test_load_records_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_load_builtin_corpus() -> None:
     pytest.importorskip("divwrite.corpus")
-    records, corpus = load_records(
-        "builtin", corpus={"n_prompts": 6, "mean_responses": 4.0, "max_responses": 8, "junk_rate": 0.0}, seed=3
-    )
+    settings = {"n_prompts": 6, "mean_responses": 4.0, "max_responses": 8, "junk_rate": 0.0}
+    records, corpus = load_records("builtin", corpus=settings, seed=3)
     assert corpus is not None and len(records) == 6
     assert all(len(r["comment_texts"]) == len(r["comment_scores"]) for r in records)
     # ingest's ids are the generator's ids, so its ground truth joins onto the tables
     df = records_to_responses(records)
     assert sorted(df["response_id"]) == sorted(corpus.truth_responses["response_id"])
+    # layout and columns do not apply to the built-in corpus
+    ignored = {"layout": "per_response", "columns": {"comment_scores": "x"}}
+    assert load_records("builtin", corpus=settings, seed=3, **ignored)[0] == records
 
 
-@pytest.mark.skipif(not HANNA.exists(), reason="shared/ data not present")
-def test_load_real_hanna_records() -> None:
-    records, _ = load_records(str(HANNA))
+# The source under other column names, for the mapping tests.
+RENAMED = {"post_title": "title", "post_text": "selftext", "comment_texts": "bodies", "comment_scores": "ups"}
+
+
+def renamed(rec: dict) -> dict:
+    return {RENAMED[k]: v for k, v in rec.items()} | {"extra": 1}
+
+
+def per_response_rows(records: list[dict]) -> list[dict]:
+    """One row per response, interleaving the prompts (the grouping must not need sorted rows)."""
+    rows = [
+        {"title": r["post_title"], "selftext": r["post_text"], "body": t, "ups": s, "k": k}
+        for r in records
+        for k, (t, s) in enumerate(zip(r["comment_texts"], r["comment_scores"]))
+    ]
+    return sorted(rows, key=lambda row: row["k"])
+
+
+PER_RESPONSE_COLUMNS = {**RENAMED, "comment_texts": "body"}
+EXPECTED = [{**r, "comment_scores": [float(s) for s in r["comment_scores"]]} for r in RECORDS]
+
+
+def write_all_formats(tmp_path: Path, rows: list[dict], json_cells: tuple[str, ...]) -> list[Path]:
+    """`rows` as .jsonl, .json, .parquet and .csv (the `json_cells` columns as JSON arrays)."""
+    paths = [tmp_path / f"r.{ext}" for ext in ("jsonl", "json", "parquet", "csv")]
+    write_jsonl(paths[0], [json.dumps(r) for r in rows])
+    paths[1].write_text(json.dumps(rows), encoding="utf-8")
+    pd.DataFrame(rows).to_parquet(paths[2])
+    csv = pd.DataFrame(rows)
+    for column in json_cells:
+        csv[column] = csv[column].map(json.dumps)
+    csv.to_csv(paths[3], index=False)
+    return paths
+
+
+def test_column_mapping_per_prompt_all_formats(tmp_path: Path) -> None:
+    for path in write_all_formats(tmp_path, [renamed(r) for r in RECORDS], ("bodies", "ups")):
+        records, _ = load_records(str(path), columns=RENAMED)
+        assert records == EXPECTED, path.name
+    # missing keys are the identity; post_text None: no body column
+    (tmp_path / "nobody.json").write_text(
+        json.dumps([{k: v for k, v in r.items() if k != "post_text"} | {"score": r["comment_scores"]} for r in RECORDS])
+    )
+    no_scores = {k: v for k, v in RECORDS[0].items() if k != "comment_scores"}  # the source column is 'score'
+    records, _ = load_records(str(tmp_path / "nobody.json"), columns={"post_text": None, "comment_scores": "score"})
+    assert [r["post_text"] for r in records] == ["", "", ""]
+    assert records[0] == {**no_scores, "comment_scores": [10.0, 3.0, 1.0]}
+
+
+def test_per_response_layout_groups_rows_all_formats(tmp_path: Path) -> None:
+    rows = per_response_rows(RECORDS)
+    assert [r["title"] for r in rows[:3]] == [r["post_title"] for r in RECORDS]  # interleaved
+    for path in write_all_formats(tmp_path, rows, ()):
+        records, corpus = load_records(str(path), layout="per_response", columns=PER_RESPONSE_COLUMNS)
+        assert corpus is None
+        assert records == EXPECTED, path.name  # prompts in order of first appearance, responses in row order
+    # the same title with another body is another prompt
+    more = rows + [{"title": RECORDS[0]["post_title"], "selftext": "a body", "body": "x", "ups": 1, "k": 0}]
+    write_jsonl(tmp_path / "more.jsonl", [json.dumps(r) for r in more])
+    records, _ = load_records(str(tmp_path / "more.jsonl"), layout="per_response", columns=PER_RESPONSE_COLUMNS)
+    assert len(records) == 4 and records[3]["comment_texts"] == ["x"]
+    assert source_stats(records)["duplicate_prompt_records"] == 0
+
+
+def test_per_response_layout_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    rows = per_response_rows(RECORDS)
+    monkeypatch.setattr(datasets, "load_dataset", lambda dataset_id, split: datasets.Dataset.from_list(rows))
+    records, _ = load_records("hf:me/rows", layout="per_response", columns=PER_RESPONSE_COLUMNS)
+    assert records == EXPECTED
+
+
+def test_source_spec_from_params() -> None:
+    spec = SourceSpec.from_params({"source": "data/x.csv"})
+    assert spec == SourceSpec("data/x.csv", "train", "per_prompt", {})
+    assert spec.columns == {f: f for f in ("post_title", "post_text", "comment_texts", "comment_scores")}
+    full = SourceSpec.from_params(
+        {
+            "source": "hf:me/rows",
+            "hf_split": "test",
+            "layout": "per_response",
+            "columns": {"post_text": None, "comment_scores": "ups"},
+        }
+    )
+    assert (full.hf_split, full.layout) == ("test", "per_response")
+    assert full.columns == {
+        "post_title": "post_title",
+        "post_text": None,
+        "comment_texts": "comment_texts",
+        "comment_scores": "ups",
+    }
+    with pytest.raises(ValueError, match=r"data: unknown keys \['test_fraction', 'colums'\]"):
+        SourceSpec.from_params({"source": "builtin", "test_fraction": 0.1, "colums": {}})
+    with pytest.raises(ValueError, match=r"data.source is missing"):
+        SourceSpec.from_params({"layout": "per_prompt"})
+    with pytest.raises(ValueError, match=r"layout must be one of"):
+        SourceSpec.from_params({"source": "builtin", "layout": "long"})
+    with pytest.raises(ValueError, match=r"hf_split must be a non-empty string, got None"):
+        SourceSpec.from_params({"source": "builtin", "hf_split": None})
+    with pytest.raises(AttributeError):
+        spec.layout = "per_response"  # frozen
+
+
+def test_load_records_from_spec_is_load_records(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [json.dumps(r) for r in per_response_rows(RECORDS)])
+    spec = SourceSpec.from_params({"source": str(path), "layout": "per_response", "columns": PER_RESPONSE_COLUMNS})
+    assert load_records_from_spec(spec) == load_records(str(path), layout="per_response", columns=PER_RESPONSE_COLUMNS)
+    assert load_records_from_spec(spec)[0] == EXPECTED
+
+
+def test_source_stats() -> None:
+    records = RECORDS + [record("[WP] A dragon learns to knit", "", ["again"], [1]), record("Empty", "", [], [])]
+    assert source_stats(records) == {
+        "records": 5,
+        "records_without_responses": 1,
+        "duplicate_prompt_records": 1,
+        "responses": 7,
+    }
+    assert set(source_stats([]).values()) == {0}
+
+
+@pytest.fixture
+def hanna(shared_data: Path) -> Path:
+    path = shared_data / "hanna" / "hanna_per_prompt.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+def test_load_real_hanna_records(hanna: Path) -> None:
+    records, _ = load_records(str(hanna))
     assert len(records) == 96
+    assert source_stats(records) == {
+        "records": 96,
+        "records_without_responses": 0,
+        "duplicate_prompt_records": 0,
+        "responses": 1056,
+    }
     df = records_to_responses(records)
     assert len(df) == 1056 and df["prompt_id"].nunique() == 96
     assert df["upvotes"].between(1.0, 5.0).all()
+
+
+def test_real_hanna_as_per_response_csv(hanna: Path, tmp_path: Path) -> None:
+    """HANNA written out one row per story, under other column names and without body
+    column, loads to the same prompts, texts and scores as the per-prompt file."""
+    records, _ = load_records(str(hanna))
+    raw = [json.loads(line) for line in hanna.read_text(encoding="utf-8").splitlines()]
+    rows = [
+        {"prompt": r["post_title"], "model": m, "story": t, "rating": s}
+        for r in raw
+        for m, t, s in zip(r["comment_models"], r["comment_texts"], r["comment_scores"])
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "hanna.csv", index=False)
+    columns = {"post_title": "prompt", "post_text": None, "comment_texts": "story", "comment_scores": "rating"}
+    by_response, _ = load_records(str(tmp_path / "hanna.csv"), layout="per_response", columns=columns)
+    assert by_response == records
+    assert {r["post_text"] for r in by_response} == {""}
 
 
 # --------------------------------------------------------------------------- tables and split

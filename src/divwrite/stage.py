@@ -6,6 +6,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,28 @@ def read_input(path: str, columns: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
+def gate_docs_dir(params: dict[str, Any], gate: str) -> str | None:
+    """Where a gate builds its Data Docs HTML (`reports/data_docs/<gate>`), or None when
+    `gates.data_docs` is off. Not a DVC output: GX stamps the pages with the run time."""
+    return f"reports/data_docs/{gate}" if params["gates"].get("data_docs", True) else None
+
+
+def report_gate(summary: dict[str, Any]) -> dict[str, Any]:
+    """Write a passed gate's summary (`reports/gates/<gate>.json`, a DVC metric, and
+    `.details.json`), print its warnings, log the details and Data Docs to MLflow, and
+    return the compact summary for the stage's metrics."""
+    from divwrite.gates import compact_summary, write_summary
+    from divwrite.tracking import log_artifact
+
+    gate = summary["gate"]
+    details = write_summary(summary, f"reports/gates/{gate}.json")
+    for warning in summary["warnings"]:
+        print(f"{gate}: data gate warning (the stage goes on):\n{warning}", file=sys.stderr)
+    log_artifact(details, "gates")
+    log_artifact(f"reports/data_docs/{gate}", f"data_docs/{gate}")
+    return compact_summary(summary)
+
+
 def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None], sections: list[str]) -> None:
     """Run `body(params)` inside the stage's MLflow run; exit 1 with a clear message on bad data.
 
@@ -58,7 +81,9 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None]
             if metrics:
                 log_metrics(metrics)
     except GateError as err:
-        print(f"\n{name}: data gate failed, nothing was written.\n{err}", file=sys.stderr)
+        docs = Path(f"reports/data_docs/{err.summary.get('gate', name)}/index.html")
+        hint = f"\nData Docs: {docs}" if docs.exists() else ""
+        print(f"\n{name}: data gate failed, nothing was written.\n{err}{hint}", file=sys.stderr)
         sys.exit(1)
     except USER_ERRORS as err:
         if os.environ.get("DIVWRITE_DEBUG") == "1":

@@ -97,6 +97,19 @@ def log_table_input(df: Any, path: str | Path, context: str = "input") -> None:
         mlflow.log_input(dataset, context=context)
 
 
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a file or a folder to the active MLflow run (nothing without one)."""
+    import mlflow
+
+    path = Path(path)
+    if mlflow.active_run() is None or not path.exists():
+        return
+    if path.is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
 def log_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
     """Log the numeric leaves of a (nested) dict as metrics named `a.b.c`."""
     import mlflow
