@@ -30,8 +30,9 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/divwrite repro
 
+# make smoke PROFILE=hanna TARGETS="deviate divpo": the data stages on the real HANNA stories
 smoke: setup
-	$(BIN)/divwrite smoke $(if $(SMOKE_DIR),--dir $(SMOKE_DIR),)
+	$(BIN)/divwrite smoke --profile $(or $(PROFILE),smoke) $(if $(SMOKE_DIR),--dir $(SMOKE_DIR),) $(TARGETS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

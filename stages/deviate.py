@@ -1,10 +1,11 @@
 """deviate: deviation weights of every paired response, per embedder and combined (METHOD.md step 4).
 
-Embeddings are reused across runs by text hash (`deviate.embedding_cache`), so a re-run
-with another weighting option (max_responses, min_weight, high_quality_first) embeds nothing.
+The embeddings come from the `embed` stage's tables, so a re-run with another weighting
+option (max_responses, min_weight, high_quality_first) embeds nothing.
 """
 
-from divwrite.deviation import deviation_embedders, weight_pairs
+from divwrite.deviation import EMBEDDER_KEYS, weight_pairs
+from divwrite.embedding_cache import load_table
 from divwrite.gates import GateBounds, check_pairs
 from divwrite.records import PAIR_COLUMNS, write_json, write_table
 from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
@@ -13,10 +14,7 @@ from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
 def main(params: dict) -> dict:
     cfg = params["deviate"]
     pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
-    models = deviation_embedders(
-        cfg["semantic_embedder"], cfg["style_embedder"], trust_remote_code=cfg["trust_remote_code"],
-        cache=cfg["embedding_cache"],
-    )
+    models = {k: load_table(f"data/embeddings/{k}.safetensors") for k in EMBEDDER_KEYS}
     weighted = weight_pairs(
         pairs,
         models,
@@ -35,8 +33,7 @@ def main(params: dict) -> dict:
         w = weighted[f"w_chosen_{kind}"]
         stats[f"w_chosen_{kind}"] = {"mean": float(w.mean()), "std": float(w.std()), "max": float(w.max())}
     write_json(stats, "reports/stages/deviate.json")
-    # Cache hits vary with what earlier runs embedded: MLflow only, not the DVC metric.
-    return {**stats, "embedding_cache": {k: m.stats() for k, m in models.items() if hasattr(m, "stats")}}
+    return stats
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 trained with plain DPO: per prompt, the most deviating of the top-k responses by upvotes
 against the least deviating of the bottom-k, with semantic deviation."""
 
-from divwrite.deviation import deviation_embedders, divpo_pairs, responses_in_pairs
+from divwrite.deviation import divpo_pairs, responses_in_pairs
+from divwrite.embedding_cache import load_table
 from divwrite.gates import GateBounds, check_pairs
 from divwrite.records import PAIR_COLUMNS, write_json, write_table
 from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
@@ -12,18 +13,13 @@ def main(params: dict) -> dict:
     cfg = params["divpo"]
     pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
     responses = responses_in_pairs(pairs)  # the responses used in post-training
-    dev = params["deviate"]
-    semantic = deviation_embedders(
-        dev["semantic_embedder"], dev["style_embedder"], trust_remote_code=dev["trust_remote_code"],
-        cache=dev["embedding_cache"],
-    )["sem"]
+    semantic = load_table("data/embeddings/sem.safetensors")  # the embed stage's vectors
     selected = divpo_pairs(
         responses,
         semantic,
         p=cfg["pairs_per_prompt"],
         rho=cfg["rho"],
         seed=params["seed"],
-        batch_size=dev["batch_size"],
     )
     bounds = GateBounds.from_params(params["gates"])
     gate = check_pairs(selected, bounds, name="divpo", docs_dir=gate_docs_dir(params, "divpo"))
@@ -36,8 +32,8 @@ def main(params: dict) -> dict:
         "gate": report_gate(gate),
     }
     write_json(stats, "reports/stages/divpo.json")
-    return {**stats, "embedding_cache": semantic.stats() if hasattr(semantic, "stats") else {}}
+    return stats
 
 
 if __name__ == "__main__":
-    run_stage("divpo", main, ["seed", "divpo", "deviate", "gates"])
+    run_stage("divpo", main, ["seed", "divpo", "gates"])

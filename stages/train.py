@@ -22,7 +22,7 @@ def main(params: dict, method: str) -> dict:
     max_length = params["filter"]["max_tokens"]
     if spec["loss"] == "sft":
         cfg = params["sft"]
-        train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
+        train = read_input(f"data/{spec['data']}/train.parquet", RESPONSE_COLUMNS)
         init_dir = f"models/{spec['init']}"
         base = params["model"]["base"]
         # The built-in model's initial weights live in models/base; a hub model loads by id.
@@ -43,7 +43,7 @@ def main(params: dict, method: str) -> dict:
         )
     elif spec["loss"] == "dpo":
         cfg = params["dpo"]
-        pairs = read_input("data/weighted/train.parquet", PAIR_COLUMNS)
+        pairs = read_input(f"data/{spec['data']}/train.parquet", PAIR_COLUMNS)
         weights = spec.get("weights")
         metrics = run_preference(
             f"ddpo-{weights}" if weights else "dpo",

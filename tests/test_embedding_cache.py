@@ -21,7 +21,15 @@ from divwrite.embedders import (
     load_embedder,
     model_files_digest,
 )
-from divwrite.embedding_cache import CachedEmbedder, cached, cache_slug, default_cache_dir
+from divwrite.embedding_cache import (
+    CachedEmbedder,
+    cache_slug,
+    cached,
+    default_cache_dir,
+    embed_table,
+    load_table,
+    save_table,
+)
 
 TEXTS = [
     "The rain fell on the quiet town, and nobody noticed.",
@@ -292,3 +300,23 @@ def test_fingerprint_falls_back_to_loaded_architecture_when_no_folder_is_found()
     unresolved = SentenceTransformerEmbedder.__new__(SentenceTransformerEmbedder)
     unresolved.name, unresolved.source, unresolved.model = minilm.name, "nobody/no-such-model", minilm.model
     assert "|files=mem-" in unresolved.fingerprint and unresolved.fingerprint != minilm.fingerprint
+
+
+def test_embedding_table_round_trip_and_lookup(tmp_path):
+    """The embed stage's table: one call for the distinct texts, saved as safetensors,
+    looked up by text (any order, duplicates), a missing text is an error."""
+    counting = CountingEmbedder()
+    table = embed_table(counting, TEXTS + TEXTS[:2], batch_size=7)
+    assert len(table) == len(TEXTS) and counting.calls == [TEXTS]
+    save_table(table, tmp_path / "sem.safetensors")
+    loaded = load_table(tmp_path / "sem.safetensors")
+    assert (loaded.name, loaded.fingerprint) == (counting.name, counting.fingerprint)
+    direct = StylometricEmbedder().encode(TEXTS)
+    query = [TEXTS[3], TEXTS[0], TEXTS[3]]
+    assert np.array_equal(loaded.encode(query), direct[[3, 0, 3]])
+    assert loaded.encode([]).shape == (0, direct.shape[1])
+    with pytest.raises(ValueError, match=r"not in the embedding table .*sem.safetensors.*dvc repro embed"):
+        loaded.encode(["a text nobody embedded"])
+    with pytest.raises(FileNotFoundError, match="run the `embed` stage"):
+        load_table(tmp_path / "missing.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sem.safetensors"]  # no temp file left

@@ -1,5 +1,6 @@
 """The whole pipeline, end to end, on the smoke profile in a scratch copy of the repo."""
 
+import hashlib
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -71,12 +73,41 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
     (pipeline,) = [r for r in runs if r.data.tags.get("divwrite.kind") == "pipeline"]
     assert pipeline.info.status == "FINISHED"
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == pipeline.info.run_id}
-    expected = {"ingest", "base", "filter", "pair", "deviate", "reward", "evaluate"}
+    expected = {"ingest", "base", "filter", "pair", "embed", "deviate", "divpo", "reward", "evaluate"}
     expected |= {f"{s}@{m}" for s in ("train", "generate") for m in METHODS[:-1]}
     assert stages == expected
     assert pipeline.data.metrics["ddpo-both.quality"] == pytest.approx(
         json.loads((smoke / "reports/metrics.json").read_text())["ddpo-both"]["quality"]
     )
+
+
+DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/weighted", "data/divpo",
+                "reports/stages", "reports/gates", "reports/dataset_card.json", "reports/dataset_card.md"]  # fmt: skip
+
+
+def file_digests(root: Path, paths: list[str]) -> dict[str, str]:
+    files = [f for p in paths for f in ([root / p] if (root / p).is_file() else sorted((root / p).rglob("*")))]
+    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+
+def test_data_stages_are_byte_identical_across_runs(smoke, tmp_path):
+    """A second scratch copy (its own DVC cache and embedding cache) reproduces the data
+    stages with the same bytes: tables, gate summaries, dataset card, stage metrics."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(tmp_path), "deviate", "divpo"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    first, second = file_digests(smoke, DATA_OUTPUTS), file_digests(tmp_path, DATA_OUTPUTS)
+    assert len(first) >= 20 and "data/divpo/train.parquet" in first
+    assert first == second
+    card = json.loads((smoke / "reports/dataset_card.json").read_text())
+    ingested = json.loads((smoke / "reports/stages/ingest.json").read_text())
+    assert card["ingested"]["train"]["responses"] == ingested["responses"]["train"]
 
 
 def test_repro_right_after_is_a_no_op(smoke):
@@ -92,3 +123,31 @@ def test_changing_a_training_param_reruns_only_training_and_what_follows(smoke):
     assert stages_run_by_repro(smoke) == {
         "train@dpo", "train@ddpo-both", "generate@dpo", "generate@ddpo-both", "evaluate"
     }
+
+
+def test_new_weighting_option_embeds_nothing(smoke):
+    """Another weighting option re-runs deviate and the preference methods, not embed nor
+    SFT; re-embedding anyway (forced) finds every text in the cache by text hash."""
+    params_path = smoke / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["deviate"]["min_weight"] = 0.5
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = json.loads(dvc(smoke, "status", "--json"))
+    assert "deviate" in stale and not {"embed", "train@sft", "divpo"} & set(stale)
+    dvc(smoke, "repro", "--single-item", "deviate")
+    assert pd.read_parquet(smoke / "data/weighted/train.parquet")["w_rejected_both"].min() >= 0.5
+    stale = json.loads(dvc(smoke, "status", "--json"))
+    assert {"train@dpo", "train@ddpo-both"} <= set(stale) and "train@sft" not in stale
+
+    dvc(smoke, "repro", "--force", "--single-item", "embed")
+    mlflow.set_tracking_uri(f"sqlite:///{smoke / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(
+            search_all_experiments=True, filter_string="tags.`divwrite.stage` = 'embed'",
+            order_by=["attributes.start_time DESC"], output_format="list",
+        )  # fmt: skip
+    finally:
+        mlflow.set_tracking_uri(None)
+    latest, first = runs[0].data.metrics, runs[-1].data.metrics
+    assert latest["embedding_cache.sem.misses"] == latest["embedding_cache.sty.misses"] == 0
+    assert latest["embedding_cache.sem.hits"] == first["embedding_cache.sem.misses"] == latest["sem.texts"] > 0

@@ -14,6 +14,10 @@ Design:
   `os.replace`d: concurrent writers never collide and readers never see half a file.
   Past `MAX_SHARDS` they are compacted into one. Nothing is pickled, so reading a
   cache cannot run code.
+
+`EmbeddingTable` is the other half: the `embed` stage embeds every train response once
+(through the cache) and writes the vectors as one safetensors file; `deviate` and `divpo`
+look texts up in it instead of calling the model.
 """
 
 from __future__ import annotations
@@ -250,3 +254,74 @@ def cached(embedder: Embedder, cache_dir: str | os.PathLike | None = None, enabl
     if not enabled:
         return embedder
     return CachedEmbedder(embedder, default_cache_dir() if cache_dir is None else cache_dir)
+
+
+# --------------------------------------------------------------------------- embedding tables
+
+
+class EmbeddingTable:
+    """Fixed embeddings of a set of texts, looked up by text hash: the `embed` stage's output.
+
+    Satisfies the embedder interface (`name`, `fingerprint`, `encode`), so `deviate` and
+    `divpo` use it in place of the model. Both stages then see the very same vectors,
+    whatever order they run in and whatever their options: an embedding depends on the
+    batch it was computed in at the float32 round-off level, so computing it once is what
+    makes their outputs byte-identical across runs. A text that is not in the table is an
+    error, never a silent re-embedding.
+    """
+
+    def __init__(self, keys: np.ndarray, vectors: np.ndarray, name: str, fingerprint: str, path: str = "") -> None:
+        if keys.ndim != 2 or keys.shape[1] != KEY_BYTES or len(keys) != len(vectors):
+            raise ValueError(f"embedding table {path}: keys {keys.shape} do not match vectors {vectors.shape}")
+        self.name, self.fingerprint, self.path = name, fingerprint, path
+        self.keys, self.vectors = keys, vectors
+        raw = keys.tobytes()
+        self._rows = {raw[i * KEY_BYTES : (i + 1) * KEY_BYTES]: i for i in range(len(keys))}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool | None = None) -> np.ndarray:
+        """The stored rows of `texts`, in order (batch_size and show_progress are ignored)."""
+        rows = []
+        for i, text in enumerate(texts):
+            row = self._rows.get(text_key(text))
+            if row is None:
+                raise ValueError(
+                    f"text {i} ({text[:40]!r}...) is not in the embedding table {self.path or self.name}; "
+                    "re-run the `embed` stage (`dvc repro embed`)"
+                )
+            rows.append(row)
+        return self.vectors[np.asarray(rows, dtype=np.int64)].reshape(len(texts), self.vectors.shape[1])
+
+
+def embed_table(embedder: Embedder, texts: list[str], batch_size: int = 64) -> EmbeddingTable:
+    """Embed the distinct `texts` (first-seen order) in one call and return them as a table."""
+    distinct = list(dict.fromkeys(texts))
+    vectors = np.ascontiguousarray(embedder.encode(distinct, batch_size=batch_size), dtype=np.float32)
+    keys = np.frombuffer(b"".join(text_key(t) for t in distinct), dtype=np.uint8).reshape(-1, KEY_BYTES)
+    return EmbeddingTable(keys, vectors, embedder.name, embedder.fingerprint)
+
+
+def save_table(table: EmbeddingTable, path: str | os.PathLike) -> None:
+    """Write a table as one safetensors file (keys, vectors; name and fingerprint as metadata), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"keys": np.ascontiguousarray(table.keys), "vectors": np.ascontiguousarray(table.vectors)}
+    metadata = {"name": table.name, "fingerprint": table.fingerprint}
+    _write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_table(path: str | os.PathLike) -> EmbeddingTable:
+    """Read a table written by `save_table`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such embedding table (run the `embed` stage: `dvc repro embed`)")
+    with safe_open(str(path), framework="numpy") as f:
+        metadata = f.metadata() or {}
+    tensors = load_file(str(path))
+    return EmbeddingTable(
+        tensors["keys"], tensors["vectors"], metadata.get("name", ""), metadata.get("fingerprint", ""), str(path)
+    )

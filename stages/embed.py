@@ -1,0 +1,29 @@
+"""embed: every train response through the semantic and the style embedder, once (METHOD.md
+step 4's e_i), for deviate and divpo to share. Through the on-disk cache by text hash, so
+only texts never seen before are embedded."""
+
+from divwrite.deviation import deviation_embedders
+from divwrite.embedding_cache import embed_table, save_table
+from divwrite.records import RESPONSE_COLUMNS, write_json
+from divwrite.stage import read_input, run_stage
+
+
+def main(params: dict) -> dict:
+    cfg = params["deviate"]
+    train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
+    models = deviation_embedders(
+        cfg["semantic_embedder"], cfg["style_embedder"], trust_remote_code=cfg["trust_remote_code"],
+        cache=cfg["embedding_cache"],
+    )  # fmt: skip
+    stats = {}
+    for kind, model in models.items():
+        table = embed_table(model, train["response"].tolist(), batch_size=cfg["batch_size"])
+        save_table(table, f"data/embeddings/{kind}.safetensors")
+        stats[kind] = {"embedder": model.name, "texts": len(table), "dim": int(table.vectors.shape[1])}
+    write_json(stats, "reports/stages/embed.json")
+    # Cache hits depend on what earlier runs embedded: MLflow only, not the DVC metric.
+    return {**stats, "embedding_cache": {k: m.stats() for k, m in models.items() if hasattr(m, "stats")}}
+
+
+if __name__ == "__main__":
+    run_stage("embed", main, ["deviate"])
