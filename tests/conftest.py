@@ -27,3 +27,17 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data is absent (fresh clone): real-data test skipped")
     return path
+
+
+def run_in_scratch_copy(target: Path, *args: str, timeout: int = 900) -> None:
+    """`divwrite smoke --dir target *args` (a profile applied in a scratch copy of the
+    project, its own DVC and MLflow stores); fails the test with the output's tail."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(target), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

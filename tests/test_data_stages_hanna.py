@@ -1,15 +1,13 @@
 """Real stories nobody here wrote (../shared/data/hanna) through every data stage:
-ingest -> base -> filter -> pair -> deviate and divpo, with the `hanna` profile, in a
+ingest -> base -> filter -> pair -> embed -> deviate and divpo, with the `hanna` profile, in a
 scratch copy, through DVC. Skips on a fresh clone without ../shared."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_in_scratch_copy
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -21,15 +19,7 @@ def hanna(tmp_path_factory):
     if not (REPO.parent / "shared" / "data" / "hanna" / "hanna_per_prompt.jsonl").is_file():
         pytest.skip("../shared/data/hanna is absent (fresh clone): real-data test skipped")
     target = tmp_path_factory.mktemp("hanna")
-    proc = subprocess.run(
-        [sys.executable, "-m", "divwrite.cli", "smoke", "--profile", "hanna", "--dir", str(target), "deviate", "divpo"],
-        cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_in_scratch_copy(target, "--profile", "hanna", "deviate", "divpo")
     return target
 
 

@@ -320,3 +320,11 @@ def test_embedding_table_round_trip_and_lookup(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the `embed` stage"):
         load_table(tmp_path / "missing.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sem.safetensors"]  # no temp file left
+
+
+def test_embedding_table_file_is_byte_stable(tmp_path):
+    """Same table, same bytes (safetensors writes multi-key metadata in a random order)."""
+    table = embed_table(StylometricEmbedder(), TEXTS)
+    for name in ("a", "b", "c", "d"):
+        save_table(table, tmp_path / f"{name}.safetensors")
+    assert len({(tmp_path / f"{n}.safetensors").read_bytes() for n in "abcd"}) == 1

@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_in_scratch_copy
 
 pytestmark = pytest.mark.slow
 
@@ -32,18 +33,9 @@ def stages_run_by_repro(cwd: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, repo_root=Path(__file__).resolve().parents[1]):
+def smoke(tmp_path_factory):
     target = tmp_path_factory.mktemp("smoke")
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
-    proc = subprocess.run(
-        [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(target)],
-        cwd=repo_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run_in_scratch_copy(target)
     return target
 
 
@@ -81,8 +73,10 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
     )
 
 
-DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/weighted", "data/divpo",
-                "reports/stages", "reports/gates", "reports/dataset_card.json", "reports/dataset_card.md"]  # fmt: skip
+DATA_STAGES = ["ingest", "filter", "pair", "embed", "deviate", "divpo"]
+DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/weighted",
+                "data/divpo", "reports/gates", "reports/dataset_card.json", "reports/dataset_card.md"]
+DATA_OUTPUTS += [f"reports/stages/{stage}.json" for stage in DATA_STAGES]  # fmt: skip
 
 
 def file_digests(root: Path, paths: list[str]) -> dict[str, str]:
@@ -93,15 +87,7 @@ def file_digests(root: Path, paths: list[str]) -> dict[str, str]:
 def test_data_stages_are_byte_identical_across_runs(smoke, tmp_path):
     """A second scratch copy (its own DVC cache and embedding cache) reproduces the data
     stages with the same bytes: tables, gate summaries, dataset card, stage metrics."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(tmp_path), "deviate", "divpo"],
-        cwd=Path(__file__).resolve().parents[1],
-        env={k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_in_scratch_copy(tmp_path, "deviate", "divpo")
     first, second = file_digests(smoke, DATA_OUTPUTS), file_digests(tmp_path, DATA_OUTPUTS)
     assert len(first) >= 20 and "data/divpo/train.parquet" in first
     assert first == second

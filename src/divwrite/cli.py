@@ -16,12 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
     smoke.add_argument("--profile", default="smoke", help="profiles/<name>.yaml to apply (default: smoke)")
     smoke.add_argument("targets", nargs="*", help="stages to reproduce (default: all), e.g. deviate divpo")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
+    if extra and args.command != "repro":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from divwrite import pipeline
 
     if args.command == "repro":
-        return pipeline.run_pipeline(args.dvc_args)
+        return pipeline.run_pipeline(args.dvc_args + extra)
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
 
 

@@ -296,9 +296,13 @@ class EmbeddingTable:
 
 
 def embed_table(embedder: Embedder, texts: list[str], batch_size: int = 64) -> EmbeddingTable:
-    """Embed the distinct `texts` (first-seen order) in one call and return them as a table."""
+    """Embed the distinct `texts` (first-seen order) in one call and return them as a table
+    (a non-finite vector is an error)."""
     distinct = list(dict.fromkeys(texts))
     vectors = np.ascontiguousarray(embedder.encode(distinct, batch_size=batch_size), dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{embedder.name} gave non-finite embeddings for {bad.size} texts, e.g. {distinct[bad[0]][:60]!r}")
     keys = np.frombuffer(b"".join(text_key(t) for t in distinct), dtype=np.uint8).reshape(-1, KEY_BYTES)
     return EmbeddingTable(keys, vectors, embedder.name, embedder.fingerprint)
 
@@ -308,7 +312,8 @@ def save_table(table: EmbeddingTable, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"keys": np.ascontiguousarray(table.keys), "vectors": np.ascontiguousarray(table.vectors)}
-    metadata = {"name": table.name, "fingerprint": table.fingerprint}
+    # One metadata key: safetensors writes a multi-key metadata map in a random order.
+    metadata = {"embedder": json.dumps({"name": table.name, "fingerprint": table.fingerprint}, sort_keys=True)}
     _write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -320,8 +325,8 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such embedding table (run the `embed` stage: `dvc repro embed`)")
     with safe_open(str(path), framework="numpy") as f:
-        metadata = f.metadata() or {}
+        embedder = json.loads((f.metadata() or {}).get("embedder", "{}"))
     tensors = load_file(str(path))
     return EmbeddingTable(
-        tensors["keys"], tensors["vectors"], metadata.get("name", ""), metadata.get("fingerprint", ""), str(path)
+        tensors["keys"], tensors["vectors"], embedder.get("name", ""), embedder.get("fingerprint", ""), str(path)
     )
