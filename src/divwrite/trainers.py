@@ -1,4 +1,9 @@
-"""Deviation-weighted DPO (DDPO, METHOD.md Training) on top of TRL 1.16's `DPOTrainer`.
+"""Deviation-weighted DPO and ORPO (DDPO and DORPO, METHOD.md Training) on top of TRL 1.16.
+
+Names: `DeviationWeighted*` throughout, never "DDPO..." as a class name, so nothing can be
+confused with TRL's unrelated `DDPOTrainer` (denoising diffusion policy optimisation).
+
+## DDPO (`DeviationWeightedDPOTrainer`, on `trl.DPOTrainer`)
 
 DDPO scales each pair's DPO loss by the deviation weight of its chosen response:
 `L = w_chosen * L_DPO`, averaged over the batch. TRL has no per-example weight (its
@@ -18,6 +23,30 @@ the loss, and the guards on the way (notes/trl.md, "Per-example weights in DPO")
 
 A missing weight column or a NaN, infinite or negative weight raises `ValueError`; nothing
 ever falls back to plain DPO. At `w = 1` the loss and its gradients equal stock `DPOTrainer`'s.
+
+## DORPO (`DeviationWeightedORPOTrainer`, on `trl.experimental.orpo.ORPOTrainer`)
+
+METHOD.md: `L = w_chosen * NLL(y_w) - lambda * log sigmoid(w_chosen * log_odds)` per pair, with
+`log_odds = log(p_w / (1 - p_w)) - log(p_l / (1 - p_l))`, p the length-averaged sequence probability,
+lambda = TRL's `beta`. TRL's ORPO chain is `get_batch_loss_metrics` -> `concatenated_forward` (one
+forward pass; length-averaged completion log-probs and the chosen NLL) -> `odds_ratio_loss`. Only
+`get_batch_loss_metrics` is overridden: it is the one method that sees both loss terms, and the
+weight has to enter both (`odds_ratio_loss` returns the unweighted per-pair term, and
+`concatenated_forward` returns the NLL already reduced to a scalar). It still calls TRL's
+`concatenated_forward` for the logits and log-probs and TRL's `log1mexp` for the odds.
+
+Reduction, as TRL averages: TRL's chosen NLL is one token mean over the whole batch (prompt
+tokens included). DORPO weights every token of pair i by `w_i`:
+`NLL_w = sum_i w_i * S_i / sum_i n_i` (`S_i` summed token NLL of chosen sequence i, `n_i` its
+tokens), so `w = 1` is stock ORPO. (The authors' released code instead multiplies the batch-mean
+NLL by each pair's weight, i.e. scales it by the batch's mean weight; METHOD.md and the paper
+describe per-example weighting, which is what this does; notes/trl.md, "ORPO".) The odds-ratio
+term is `-beta * mean_i log sigmoid(w_i * log_odds_i)`.
+
+ORPO's default collator passes unknown keys through as lists and TRL forces
+`remove_unused_columns=False`; the collator is still wrapped (`WeightedPreferenceCollator`) so that
+the weight is a checked float tensor, and the weight is taken out of the batch before TRL's forward.
+Same guards as DDPO: no weight or a bad weight is a `ValueError`, never plain ORPO.
 """
 
 from __future__ import annotations
@@ -32,6 +61,14 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset, IterableDataset
 from trl import DPOConfig, DPOTrainer
+from trl.import_utils import TRLExperimentalWarning
+
+with warnings.catch_warnings():
+    # ORPO lives only in `trl.experimental` in TRL 1.16; depending on it is deliberate.
+    warnings.simplefilter("ignore", TRLExperimentalWarning)
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    from trl.experimental.orpo.orpo_trainer import log1mexp
+    from trl.experimental.utils import pad_to_length
 
 # Batch keys that TRL's `_compute_loss` keeps away from `model(**kwargs)`.
 _TRL_NON_MODEL_KEYS = ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")
@@ -97,14 +134,15 @@ class WeightedPreferenceCollator:
 
     base: Any
     weight_column: str = "weight"
+    trainer_name: str = "DeviationWeightedDPOTrainer"
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         missing = [i for i, example in enumerate(examples) if self.weight_column not in example]
         if missing:
             raise ValueError(
                 f"{len(missing)} example(s) in the batch have no {self.weight_column!r} field (dropped by "
-                "remove_unused_columns, or missing from the dataset); DeviationWeightedDPOTrainer never falls back "
-                "to unweighted DPO"
+                f"remove_unused_columns, or missing from the dataset); {self.trainer_name} never falls back to "
+                "unweighted training"
             )
         weights = check_weights([example[self.weight_column] for example in examples], "batch")
         stripped = [{k: v for k, v in example.items() if k != self.weight_column} for example in examples]
@@ -309,18 +347,215 @@ class DeviationWeightedDPOTrainer(DPOTrainer):
         metrics["weights/mean"].append(gather_all(weights.detach()).mean().item())
 
 
-def _check_dataset_weights(dataset: Any, column: str, name: str) -> None:
+def _check_dataset_weights(
+    dataset: Any, column: str, name: str, trainer_name: str = "DeviationWeightedDPOTrainer"
+) -> None:
     """Fail early if a dataset lacks the weight column or holds a bad weight."""
     if isinstance(dataset, Dataset):
         if column not in dataset.column_names:
             raise ValueError(
-                f"{name} has no {column!r} column (columns: {dataset.column_names}); DeviationWeightedDPOTrainer "
-                "needs a weight per pair and never falls back to unweighted DPO"
+                f"{name} has no {column!r} column (columns: {dataset.column_names}); {trainer_name} needs a weight "
+                "per pair and never falls back to unweighted training"
             )
         check_weights(dataset[column], name)
     elif isinstance(dataset, IterableDataset):
         first = next(iter(dataset))
         if column not in first:
-            raise ValueError(f"{name} has no {column!r} column; DeviationWeightedDPOTrainer needs a weight per pair")
+            raise ValueError(f"{name} has no {column!r} column; {trainer_name} needs a weight per pair")
     else:
         raise TypeError(f"{name} must be a datasets.Dataset or IterableDataset, got {type(dataset).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# DORPO: deviation-weighted ORPO
+# --------------------------------------------------------------------------------------------
+
+# Column names TRL's ORPO pipeline owns: a weight column must not collide with them (the collator
+# pads `*_input_ids`-style keys and `concatenated_inputs` concatenates every `chosen*`/`rejected*` key).
+_ORPO_RESERVED_PREFIXES = ("prompt", "chosen", "rejected", "concatenated")
+
+
+@dataclass
+class DeviationWeightedORPOConfig(ORPOConfig):
+    """`ORPOConfig` for deviation-weighted ORPO (DORPO).
+
+    Args:
+        weight_column (`str`, defaults to `"weight"`):
+            Dataset column holding each pair's weight (METHOD.md step 4: `w_chosen`). Required in
+            the train and eval datasets; values must be finite and non-negative.
+
+    `beta` is METHOD.md's lambda (0.1). Decoder-only models only (the paper's Llama/Mistral).
+    """
+
+    weight_column: str = field(
+        default="weight",
+        metadata={"help": "Dataset column holding each pair's weight (w_chosen, METHOD.md step 4)."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.weight_column:
+            raise ValueError("weight_column must be a non-empty column name")
+        if self.weight_column.startswith(_ORPO_RESERVED_PREFIXES):
+            raise ValueError(
+                f"weight_column={self.weight_column!r} collides with TRL's ORPO columns (names starting with "
+                f"{_ORPO_RESERVED_PREFIXES} are tokenised, padded or fed to the model); rename it"
+            )
+
+
+def weighted_orpo_loss(
+    chosen_nll_sums: torch.Tensor,
+    num_nll_tokens: torch.Tensor | int,
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    weights: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch DORPO loss, METHOD.md Training:
+    `L = w_chosen * NLL(y_w) - lambda * log sigmoid(w_chosen * log_odds)`, averaged as TRL's ORPO averages.
+
+    Args:
+        chosen_nll_sums: `(B,)` summed token NLL of each chosen sequence (TRL: prompt and response tokens).
+        num_nll_tokens: number of tokens in all `chosen_nll_sums` (TRL's token-mean denominator).
+        chosen_logps, rejected_logps: `(B,)` length-averaged completion log-probs `log p_w`, `log p_l`.
+        weights: `(B,)` per-pair weights `w_chosen`.
+        beta: lambda.
+
+    Returns `(loss, nll, log_odds, log_sigmoid)`: the scalar loss
+    `sum_i w_i S_i / num_nll_tokens - beta * mean_i log sigmoid(w_i * log_odds_i)`, its weighted NLL
+    term, the per-pair `log_odds_i = log(p_w/(1-p_w)) - log(p_l/(1-p_l))` and `log sigmoid(w_i * log_odds_i)`.
+    At `w = 1` every operation is TRL's (`ORPOTrainer.odds_ratio_loss`, `get_batch_loss_metrics`).
+    """
+    nll = (weights.to(chosen_nll_sums.dtype) * chosen_nll_sums).sum() / num_nll_tokens
+    chosen_logps = chosen_logps.float()
+    rejected_logps = rejected_logps.float()
+    log_odds = (chosen_logps - rejected_logps) - (log1mexp(chosen_logps) - log1mexp(rejected_logps))
+    log_sigmoid = F.logsigmoid(weights.to(log_odds.dtype) * log_odds)
+    loss = nll - (beta * log_sigmoid).mean()
+    return loss, nll, log_odds, log_sigmoid
+
+
+class DeviationWeightedORPOTrainer(ORPOTrainer):
+    """`ORPOTrainer` whose NLL and odds-ratio terms are weighted per pair (DORPO).
+
+    Same arguments as `trl.experimental.orpo.ORPOTrainer`; `args` must be a
+    `DeviationWeightedORPOConfig`. The train (and eval) datasets need `args.weight_column`.
+    Logs TRL's ORPO metrics under TRL's names (`nll_loss` and `log_odds_ratio` are the weighted
+    terms that enter the loss, `log_odds_chosen` the unweighted mean log-odds) plus `weights/mean`.
+    """
+
+    _tag_names = ["trl", "orpo", "dorpo", "divwrite"]
+    _name = "DeviationWeightedORPO"
+
+    def __init__(
+        self,
+        model: Any = None,
+        args: DeviationWeightedORPOConfig | None = None,
+        data_collator: Any = None,
+        train_dataset: Dataset | None = None,
+        eval_dataset: Dataset | Mapping[str, Dataset] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            args = DeviationWeightedORPOConfig(output_dir="dorpo-output")
+        if not isinstance(args, DeviationWeightedORPOConfig):
+            raise TypeError(
+                f"args must be a DeviationWeightedORPOConfig (it carries weight_column), got {type(args).__name__}"
+            )
+        if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            raise ValueError("DeviationWeightedORPOTrainer supports decoder-only models only")
+        self.weight_column = args.weight_column
+        name = type(self).__name__
+        if train_dataset is not None:
+            _check_dataset_weights(train_dataset, self.weight_column, "train_dataset", name)
+        if eval_dataset is not None:
+            named = eval_dataset.items() if isinstance(eval_dataset, Mapping) else [("eval_dataset", eval_dataset)]
+            for split, dataset in named:
+                _check_dataset_weights(dataset, self.weight_column, str(split), name)
+        super().__init__(
+            model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            **kwargs,
+        )
+        if self.is_encoder_decoder:
+            raise ValueError("DeviationWeightedORPOTrainer supports decoder-only models only")
+        if not isinstance(self.data_collator, WeightedPreferenceCollator):
+            self.data_collator = WeightedPreferenceCollator(self.data_collator, self.weight_column, name)
+
+    def _set_signature_columns_if_needed(self) -> None:
+        """Keep the weight column through `remove_unused_columns` (TRL turns it off only for its own collator)."""
+        super()._set_signature_columns_if_needed()
+        if self.weight_column not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, self.weight_column]
+
+    def get_batch_loss_metrics(
+        self,
+        model: Any,
+        batch: dict[str, Any],
+        train_eval: str = "train",
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """DORPO loss (see `weighted_orpo_loss`) and TRL's ORPO metrics plus `weights/mean`."""
+        if self.weight_column not in batch:
+            raise ValueError(
+                f"the batch has no {self.weight_column!r} tensor; DeviationWeightedORPOTrainer never falls back to "
+                "unweighted ORPO (was the collator replaced?)"
+            )
+        weights = batch[self.weight_column]
+        batch = {k: v for k, v in batch.items() if k != self.weight_column}
+        weights = torch.as_tensor(
+            check_weights(weights.detach().cpu().numpy() if torch.is_tensor(weights) else weights, "batch")
+        )
+
+        forward_output = self.concatenated_forward(model, batch)
+        chosen_logps, rejected_logps, chosen_logits, rejected_logits = forward_output[:4]
+        aux_loss = forward_output[5] if self.aux_loss_enabled else None
+        # TRL's scalar NLL (forward_output[4]) is replaced by the weighted one; dropping it frees its graph.
+        del forward_output
+
+        chosen_nll_sums, num_tokens = self._chosen_nll_sums(chosen_logits, batch)
+        weights = weights.to(device=chosen_logps.device, dtype=torch.float32)
+        loss, nll, log_odds, log_sigmoid = weighted_orpo_loss(
+            chosen_nll_sums, num_tokens, chosen_logps, rejected_logps, weights, self.beta
+        )
+
+        # TRL's metrics, as `ORPOTrainer.get_batch_loss_metrics` computes them.
+        gather = self.accelerator.gather_for_metrics
+        chosen_rewards = self.beta * chosen_logps.float().detach()
+        rejected_rewards = self.beta * rejected_logps.float().detach()
+        prefix = "eval_" if train_eval == "eval" else ""
+        metrics = {
+            "rewards/chosen": gather(chosen_rewards).mean(),
+            "rewards/rejected": gather(rejected_rewards).mean(),
+            "rewards/accuracies": gather((chosen_rewards > rejected_rewards).float()).mean(),
+            "rewards/margins": gather(chosen_rewards - rejected_rewards).mean(),
+            "logps/rejected": gather(rejected_logps).detach().mean(),
+            "logps/chosen": gather(chosen_logps).detach().mean(),
+            "logits/rejected": gather(rejected_logits.detach().mean()).mean(),
+            "logits/chosen": gather(chosen_logits.detach().mean()).mean(),
+            "nll_loss": gather(nll).detach().mean(),
+            "log_odds_ratio": gather(log_sigmoid.detach().mean()).mean(),
+            "log_odds_chosen": gather(log_odds.detach().mean()).mean(),
+            "weights/mean": gather(weights).mean(),
+        }
+        metrics = {f"{prefix}{k}": v.item() for k, v in metrics.items()}
+        if aux_loss is not None:
+            loss = loss + self.aux_loss_coef * aux_loss
+        return loss, metrics
+
+    def _chosen_nll_sums(self, chosen_logits: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair summed NLL of the chosen sequences and the batch's token count, on exactly the tokens of
+        TRL's `concatenated_forward` NLL (every attended token after the first, prompt included).
+
+        `chosen_logits` is TRL's `all_logits[:B, :-1]`, padded to the longer of chosen/rejected.
+        """
+        length = chosen_logits.shape[1] + 1
+        input_ids = pad_to_length(batch["chosen_input_ids"], length, self.padding_value)
+        attention_mask = pad_to_length(batch["chosen_attention_mask"], length, 0)
+        labels = torch.where(attention_mask == 1, input_ids, -100)[:, 1:].to(chosen_logits.device)
+        per_token = F.cross_entropy(
+            chosen_logits.reshape(-1, chosen_logits.shape[-1]), labels.reshape(-1), reduction="none"
+        ).view_as(labels)
+        return per_token.sum(dim=1), (labels != -100).sum()
