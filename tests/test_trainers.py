@@ -4,52 +4,16 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from divwrite.modeling import build_builtin_model
-from divwrite.tokenizer import train_bpe_tokenizer
+from tiny_preference import N_PAIRS, base_model, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+
 from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
-
-WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said and then".split()
-N_PAIRS = 6
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    rng = random.Random(0)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) for _ in range(300)]
-    return train_bpe_tokenizer(texts, 320, tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def base_model(tokenizer):
-    return build_builtin_model(
-        tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0
-    )
-
-
-def pairs(weights=None, n=N_PAIRS, seed=1) -> Dataset:
-    rng = random.Random(seed)
-
-    def text(k):
-        return " ".join(rng.choice(WORDS) for _ in range(k))
-
-    rows = {
-        "prompt": [[{"role": "user", "content": text(rng.randint(2, 6))}] for _ in range(n)],
-        "chosen": [[{"role": "assistant", "content": text(rng.randint(3, 12))}] for _ in range(n)],
-        "rejected": [[{"role": "assistant", "content": text(rng.randint(3, 12))}] for _ in range(n)],
-    }
-    if weights is not None:
-        rows["weight"] = [float(w) for w in weights]
-    return Dataset.from_dict(rows)
-
 
 def cfg_kwargs(tmp_path, **extra):
     kwargs = dict(
@@ -94,16 +58,6 @@ def first_batch(trainer):
     """The first collated training batch (in dataset order), after remove_unused_columns."""
     dataset = trainer._remove_unused_columns(trainer.train_dataset, description="training")
     return trainer.data_collator([dataset[i] for i in range(len(dataset))])
-
-
-def loss_and_grads(trainer, batch):
-    model = trainer.model
-    model.train()
-    model.zero_grad()
-    loss = trainer.compute_loss(model, batch)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads
 
 
 def logps(model, batch):

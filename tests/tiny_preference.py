@@ -1,0 +1,56 @@
+"""A tiny model, tokenizer and preference pairs shared by the weighted-trainer tests
+(test_trainers.py for DDPO, test_trainers_orpo.py for DORPO)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from datasets import Dataset
+
+from divwrite.modeling import build_builtin_model
+from divwrite.tokenizer import train_bpe_tokenizer
+
+WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said and then".split()
+N_PAIRS = 6
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) for _ in range(300)]
+    return train_bpe_tokenizer(texts, 320, tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def base_model(tokenizer):
+    return build_builtin_model(
+        tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0
+    )
+
+
+def pairs(weights=None, n=N_PAIRS, seed=1) -> Dataset:
+    rng = random.Random(seed)
+
+    def text(k):
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    rows = {
+        "prompt": [[{"role": "user", "content": text(rng.randint(2, 6))}] for _ in range(n)],
+        "chosen": [[{"role": "assistant", "content": text(rng.randint(3, 12))}] for _ in range(n)],
+        "rejected": [[{"role": "assistant", "content": text(rng.randint(3, 12))}] for _ in range(n)],
+    }
+    if weights is not None:
+        rows["weight"] = [float(w) for w in weights]
+    return Dataset.from_dict(rows)
+
+
+def loss_and_grads(trainer, batch):
+    """The trainer's loss on `batch` and every parameter's gradient (model in train mode)."""
+    model = trainer.model
+    model.train()
+    model.zero_grad()
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads
