@@ -1,8 +1,10 @@
 """train: post-train one method (`python stages/train.py <method>`; methods in params `train.methods`).
 
-`sft` trains the base generator on every train response; `dpo` trains from the SFT model
-on the preference pairs; a method with `weights: sem|sty|both` is deviation-weighted DPO
-(DDPO: each pair's loss scaled by w_chosen, METHOD.md "Training").
+`loss: sft` trains the base generator on every train response; `loss: dpo` and `loss: orpo`
+train from the SFT model on the preference pairs (hyper-parameters from the `dpo:` / `orpo:`
+params sections); with `weights: sem|sty|both` they are deviation-weighted (DDPO / DORPO: each
+pair weighted by its w_chosen, METHOD.md "Training"). DivPO is `loss: dpo` on the DivPO pairs
+(`data: divpo`): plain DPO, no weight columns needed.
 """
 
 import sys
@@ -12,6 +14,8 @@ from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, write_json
 from divwrite.stage import read_input, run_stage
 from divwrite.tokenizer import load_tokenizer
 from divwrite.training import run_preference, run_sft
+
+PREFERENCE_LOSSES = ("dpo", "orpo")  # params section of each: beta, learning_rate, epochs, batch_size
 
 
 def main(params: dict, method: str) -> dict:
@@ -41,12 +45,13 @@ def main(params: dict, method: str) -> dict:
             trust_remote_code=params["model"]["trust_remote_code"],
             report_to="mlflow",
         )
-    elif spec["loss"] == "dpo":
-        cfg = params["dpo"]
+    elif spec["loss"] in PREFERENCE_LOSSES:
+        loss = spec["loss"]
+        cfg = params[loss]
         pairs = read_input(f"data/{spec['data']}/train.parquet", PAIR_COLUMNS)
         weights = spec.get("weights")
         metrics = run_preference(
-            f"ddpo-{weights}" if weights else "dpo",
+            f"d{loss}-{weights}" if weights else loss,  # dpo, ddpo-<w>, orpo, dorpo-<w>
             f"models/{spec['init']}",
             pairs,
             f"models/{method}",
@@ -60,11 +65,11 @@ def main(params: dict, method: str) -> dict:
             report_to="mlflow",
         )
     else:
-        raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected sft or dpo)")
+        raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected one of sft, dpo, orpo)")
     write_json(metrics, f"reports/train/{method}.json")
     return metrics
 
 
 if __name__ == "__main__":
     method = sys.argv[1]
-    run_stage(f"train@{method}", lambda p: main(p, method), ["seed", "model", "train", "sft", "dpo"])
+    run_stage(f"train@{method}", lambda p: main(p, method), ["seed", "model", "train", "sft", "dpo", "orpo"])

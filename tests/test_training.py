@@ -118,13 +118,42 @@ def test_preference_methods(sft_dir, data, tmp_path):
     assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
 
 
+def test_orpo_methods(sft_dir, data, tokenizer, tmp_path):
+    """ORPO and DORPO start from the SFT model, learn the chosen responses, save, and log ORPO's metrics."""
+    sft, _ = sft_dir
+    _, pairs = data
+    full_batch = {**PREF, "batch_size": len(pairs)}
+    orpo = run_preference("orpo", sft, pairs, tmp_path / "orpo", **full_batch)
+    dorpo = run_preference("dorpo-both", sft, pairs, tmp_path / "dorpo", **full_batch)
+    before = completion_nll(load_causal_lm(sft), tokenizer, pairs["prompt"], pairs["chosen"])
+    for name, m in (("orpo", orpo), ("dorpo", dorpo)):
+        assert m["steps"] == 2 and m["epochs"] == 2
+        for key in ("train_loss", "nll_loss", "log_odds_ratio", "log_odds_chosen", "rewards/margins", "logps/chosen"):
+            assert np.isfinite(m[key]), (name, key)
+        assert m["nll_loss"] > 0 and m["log_odds_ratio"] < 0  # NLL term and log sigmoid(log odds)
+        out = tmp_path / name
+        assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+        assert not (out / "trainer").exists() and not [f for f in out.iterdir() if f.suffix in (".bin", ".pt", ".pkl")]
+        after = completion_nll(load_causal_lm(out), tokenizer, pairs["prompt"], pairs["chosen"])
+        assert after < before  # the NLL term trained the chosen responses further
+    assert "weights/mean" not in orpo
+    assert dorpo["weights/mean"] == pytest.approx(pairs["w_chosen_both"].mean(), rel=1e-5)
+    # The weights reach training: DORPO ends elsewhere than ORPO.
+    a, c = load_file(tmp_path / "orpo" / "model.safetensors"), load_file(tmp_path / "dorpo" / "model.safetensors")
+    assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
+
+
 def test_preference_rejects_bad_input(sft_dir, data, tmp_path):
     sft, _ = sft_dir
     _, pairs = data
-    with pytest.raises(ValueError, match="unknown preference method"):
-        run_preference("orpo", sft, pairs, tmp_path, **PREF)
+    with pytest.raises(ValueError, match=r"unknown preference method 'ipo'.*'dpo'.*'ddpo-both'.*'orpo'.*'dorpo-sem'"):
+        run_preference("ipo", sft, pairs, tmp_path, **PREF)
     with pytest.raises(ValueError, match="w_chosen_sty"):
         run_preference("ddpo-sty", sft, pairs.drop(columns=["w_chosen_sty"]), tmp_path, **PREF)
+    with pytest.raises(ValueError, match=r"lacks columns \['w_chosen_sem'\]"):
+        run_preference("dorpo-sem", sft, pairs.drop(columns=["w_chosen_sem"]), tmp_path, **PREF)
+    with pytest.raises(ValueError, match="NaN"):
+        run_preference("dorpo-both", sft, pairs.assign(w_chosen_both=np.nan), tmp_path, **PREF)
     with pytest.raises(ValueError, match="NaN"):
         run_preference("ddpo-sty", sft, pairs.assign(w_chosen_sty=np.nan), tmp_path, **PREF)
 

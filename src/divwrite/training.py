@@ -1,10 +1,13 @@
-"""Post-training runs (METHOD.md, Training): SFT, then DPO or deviation-weighted DPO.
+"""Post-training runs (METHOD.md, Training): SFT, then DPO, ORPO or their deviation-weighted forms.
 
 - `run_sft`: TRL's `SFTTrainer` on conversational prompt/completion data (prompt as the user
   turn, response as the assistant turn), loss on the completion only.
-- `run_preference`: stock `trl.DPOTrainer` ("dpo") or `DeviationWeightedDPOTrainer`
-  ("ddpo-sem" / "ddpo-sty" / "ddpo-both", weight = the pair's `w_chosen_<variant>`), starting
-  from the SFT model, which is also the reference policy.
+- `run_preference`, starting from the SFT model: stock `trl.DPOTrainer` ("dpo") or
+  `DeviationWeightedDPOTrainer` ("ddpo-sem" / "ddpo-sty" / "ddpo-both"), with the SFT model as
+  the reference policy; stock `trl.experimental.orpo.ORPOTrainer` ("orpo") or
+  `DeviationWeightedORPOTrainer` ("dorpo-sem" / "dorpo-sty" / "dorpo-both"), reference-free.
+  Weighted methods weight each pair by its `w_chosen_<variant>`. DivPO needs no method of its
+  own: it is plain "dpo" on the DivPO pairs.
 
 Both run on CPU in float32 without gradient checkpointing (notes/trl.md, pitfalls 1-2), are
 seeded (weights, dropout, data order), save model + tokenizer as safetensors to `out_dir`, and
@@ -19,6 +22,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +33,37 @@ from datasets import Dataset
 from peft import PeftConfig, PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from trl.import_utils import TRLExperimentalWarning
 
 from divwrite.modeling import load_causal_lm
 from divwrite.tokenizer import load_tokenizer
-from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer
+from divwrite.trainers import (
+    DeviationWeightedDPOConfig,
+    DeviationWeightedDPOTrainer,
+    DeviationWeightedORPOConfig,
+    DeviationWeightedORPOTrainer,
+)
 
-PREFERENCE_METHODS = ("dpo", "ddpo-sem", "ddpo-sty", "ddpo-both")
+with warnings.catch_warnings():
+    # ORPO lives only in `trl.experimental` in TRL 1.16; depending on it is deliberate.
+    warnings.simplefilter("ignore", TRLExperimentalWarning)
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+WEIGHT_VARIANTS = ("sem", "sty", "both")
+PREFERENCE_METHODS = (
+    "dpo",
+    *(f"ddpo-{v}" for v in WEIGHT_VARIANTS),
+    "orpo",
+    *(f"dorpo-{v}" for v in WEIGHT_VARIANTS),
+)
+
+# (family, weighted) -> (trainer, config). Weighted configs read the pair weight from "weight".
+_PREFERENCE_TRAINERS: dict[tuple[str, bool], tuple[type[transformers.Trainer], type[transformers.TrainingArguments]]] = {
+    ("dpo", False): (DPOTrainer, DPOConfig),
+    ("dpo", True): (DeviationWeightedDPOTrainer, DeviationWeightedDPOConfig),
+    ("orpo", False): (ORPOTrainer, ORPOConfig),
+    ("orpo", True): (DeviationWeightedORPOTrainer, DeviationWeightedORPOConfig),
+}
 
 # Metrics returned from the last training log, under TRL's names.
 _PREFERENCE_METRICS = (
@@ -44,7 +73,10 @@ _PREFERENCE_METRICS = (
     "rewards/margins",
     "logps/chosen",
     "logps/rejected",
-    "weights/mean",
+    "nll_loss",  # ORPO / DORPO only, as are the two below
+    "log_odds_ratio",
+    "log_odds_chosen",
+    "weights/mean",  # weighted methods only
 )
 
 
@@ -175,6 +207,16 @@ def preference_dataset(pairs_df: pd.DataFrame, weight_column: str | None = None)
     return Dataset.from_dict(rows)
 
 
+def parse_preference_method(method: str) -> tuple[str, str | None]:
+    """`(family, weight_column)` of a preference method: family "dpo" (dpo, ddpo-*) or "orpo"
+    (orpo, dorpo-*); weight column `w_chosen_<variant>` for a weighted method, else None."""
+    if method not in PREFERENCE_METHODS:
+        raise ValueError(f"unknown preference method {method!r}; expected one of {PREFERENCE_METHODS}")
+    name, _, variant = method.partition("-")
+    family = "orpo" if name.endswith("orpo") else "dpo"
+    return family, (f"w_chosen_{variant}" if variant else None)
+
+
 def build_preference_trainer(
     method: str,
     sft_dir: str | os.PathLike,
@@ -191,17 +233,15 @@ def build_preference_trainer(
     peft_config: PeftConfig | None = None,
     trust_remote_code: bool = False,
     warmup_ratio: float = 0.0,
-) -> DPOTrainer:
+) -> DPOTrainer | ORPOTrainer:
     """The trainer that `run_preference` runs (arguments as there), ready to `train()`."""
-    if method not in PREFERENCE_METHODS:
-        raise ValueError(f"unknown preference method {method!r}; expected one of {PREFERENCE_METHODS}")
+    family, weight_column = parse_preference_method(method)
     transformers.set_seed(seed)
-    weight_column = None if method == "dpo" else f"w_chosen_{method.removeprefix('ddpo-')}"
     dataset = preference_dataset(pairs_df, weight_column)
     tokenizer = load_tokenizer(sft_dir, trust_remote_code=trust_remote_code)
     model = load_causal_lm(sft_dir, trust_remote_code=trust_remote_code, is_trainable=True)
 
-    common = dict(
+    config_kwargs = dict(
         **_common_args(
             out_dir,
             n_examples=len(dataset),
@@ -213,42 +253,58 @@ def build_preference_trainer(
             seed=seed,
             report_to=report_to,
         ),
-        beta=beta,
-        loss_type=["sigmoid"],
+        beta=beta,  # DPO's beta; ORPO's lambda
         trust_remote_code=trust_remote_code,
-        precompute_ref_log_probs=True,
-        precompute_ref_batch_size=max(batch_size, 32),
     )
-    if weight_column is None:
-        return DPOTrainer(
-            model=model,
-            args=DPOConfig(**common),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-    return DeviationWeightedDPOTrainer(
+    config_kwargs.update(_family_args(family, batch_size))
+    if weight_column is not None:
+        config_kwargs["weight_column"] = "weight"  # `preference_dataset` copies the weight there
+    trainer_cls, config_cls = _PREFERENCE_TRAINERS[family, weight_column is not None]
+    return trainer_cls(
         model=model,
-        args=DeviationWeightedDPOConfig(**common, weight_column="weight"),
+        args=config_cls(**config_kwargs),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
 
 
-def run_preference(*args: Any, **kwargs: Any) -> dict[str, float]:
-    """DPO or DDPO from the SFT model in `sft_dir` (METHOD.md, Training); arguments as
-    `build_preference_trainer`.
+def _family_args(family: str, batch_size: int) -> dict[str, Any]:
+    """Config keys of one family on top of `_common_args` + beta (every `_common_args` key is a
+    field of both DPOConfig and ORPOConfig; `activation_checkpointing=False` also turns off
+    ORPOConfig's `gradient_checkpointing` default, without the deprecation warning that passing
+    `gradient_checkpointing` gives).
 
-    `method` is "dpo" (stock `trl.DPOTrainer`) or "ddpo-sem" / "ddpo-sty" / "ddpo-both"
-    (`DeviationWeightedDPOTrainer` with weight = `pairs_df["w_chosen_<variant>"]`). The SFT
-    model is both the initial policy and the reference: its log-probs are precomputed once
-    before training (`precompute_ref_log_probs`), which saves one reference forward per step
-    from the second epoch on and keeps no second model in memory. If `sft_dir` holds a LoRA
-    adapter, that adapter is trained further and TRL keeps a frozen copy for the reference;
+    DPO: the sigmoid loss (the one DDPO weights) and the reference log-probs precomputed once.
+    ORPO has no reference model; its collator needs the raw columns, which TRL would otherwise
+    switch on itself with a warning (`remove_unused_columns=False`).
+    """
+    if family == "dpo":
+        return dict(loss_type=["sigmoid"], precompute_ref_log_probs=True, precompute_ref_batch_size=max(batch_size, 32))
+    return dict(remove_unused_columns=False)
+
+
+def run_preference(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """DPO, DDPO, ORPO or DORPO from the SFT model in `sft_dir` (METHOD.md, Training); arguments
+    as `build_preference_trainer`.
+
+    `method` (one of `PREFERENCE_METHODS`) is "dpo" (stock `trl.DPOTrainer`), "ddpo-sem" /
+    "ddpo-sty" / "ddpo-both" (`DeviationWeightedDPOTrainer`), "orpo" (stock
+    `trl.experimental.orpo.ORPOTrainer`) or "dorpo-sem" / "dorpo-sty" / "dorpo-both"
+    (`DeviationWeightedORPOTrainer`); a weighted method takes each pair's weight from
+    `pairs_df["w_chosen_<variant>"]` (a missing column is a `ValueError`). `beta` is DPO's beta
+    and ORPO's lambda.
+
+    DPO/DDPO: the SFT model is both the initial policy and the reference: its log-probs are
+    precomputed once before training (`precompute_ref_log_probs`), which saves one reference
+    forward per step from the second epoch on and keeps no second model in memory. If `sft_dir`
+    holds a LoRA adapter, that adapter is trained further and TRL keeps a frozen copy for the
+    reference. ORPO/DORPO start from the same SFT model (or adapter) and need no reference.
     `peft_config` instead puts a new adapter on a fully fine-tuned SFT model. Saves model (or
-    adapter) and tokenizer to `out_dir`; returns `train_loss`, `runtime`, `tokens`, `steps`,
-    `epochs` and the last logged `rewards/*`, `logps/*` (and `weights/mean` for DDPO).
+    adapter) and tokenizer to `out_dir`; returns `train_loss`, `runtime`, `tokens` (DPO/DDPO only:
+    TRL's ORPO does not count them), `steps`, `epochs` and the last logged `rewards/*`, `logps/*`,
+    for ORPO/DORPO also `nll_loss`, `log_odds_ratio`, `log_odds_chosen`, and `weights/mean`
+    for the weighted methods.
     """
     trainer = build_preference_trainer(*args, **kwargs)
     return _train_and_save(trainer, metric_keys=_PREFERENCE_METRICS)
@@ -291,10 +347,11 @@ def _train_and_save(trainer: transformers.Trainer, metric_keys: tuple[str, ...])
     metrics: dict[str, float] = {
         "train_loss": float(result.training_loss),
         "runtime": float(runtime),
-        "tokens": float(getattr(trainer, "_total_train_tokens", 0)),  # TRL's running count (padding excluded)
         "steps": float(result.global_step),
         "epochs": float(trainer.state.epoch or 0.0),
     }
+    if hasattr(trainer, "_total_train_tokens"):  # TRL's running count (padding excluded); ORPO keeps none
+        metrics["tokens"] = float(trainer._total_train_tokens)
     for key in metric_keys:
         if key in last:
             metrics[key] = float(last[key])
