@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 import torch
 import transformers
-from datasets import Dataset
+from accelerate import PartialState
+from datasets import Dataset, load_from_disk
 from peft import PeftConfig, PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
@@ -217,6 +218,25 @@ def parse_preference_method(method: str) -> tuple[str, str | None]:
     return family, (f"w_chosen_{variant}" if variant else None)
 
 
+def shared_across_processes(dataset: Dataset, path: Path) -> Dataset:
+    """`dataset` itself in one process; under several (`accelerate launch`), a copy saved by the
+    main process at `path` and loaded by every rank.
+
+    TRL's `precompute_ref_log_probs` caches the reference log-probs in a file that rank 0 writes
+    and every rank reads, named after the dataset's cache directory: for an in-memory dataset that
+    is a random per-process temp folder, so the other ranks fail with FileNotFoundError. A
+    disk-backed dataset gives every rank the same folder (tests/test_ddp.py).
+    """
+    state = PartialState(cpu=not torch.cuda.is_available())  # as the trainers' `use_cpu` (_common_args)
+    if state.num_processes == 1:
+        return dataset
+    with state.main_process_first():
+        if state.is_main_process:
+            shutil.rmtree(path, ignore_errors=True)
+            dataset.save_to_disk(str(path))
+    return load_from_disk(str(path))
+
+
 def build_preference_trainer(
     method: str,
     sft_dir: str | os.PathLike,
@@ -237,7 +257,7 @@ def build_preference_trainer(
     """The trainer that `run_preference` runs (arguments as there), ready to `train()`."""
     family, weight_column = parse_preference_method(method)
     transformers.set_seed(seed)
-    dataset = preference_dataset(pairs_df, weight_column)
+    dataset = shared_across_processes(preference_dataset(pairs_df, weight_column), Path(out_dir) / "trainer" / "pairs")
     tokenizer = load_tokenizer(sft_dir, trust_remote_code=trust_remote_code)
     model = load_causal_lm(sft_dir, trust_remote_code=trust_remote_code, is_trainable=True)
 
