@@ -11,27 +11,9 @@ import torch
 import torch.nn.functional as F
 from trl import DPOConfig, DPOTrainer
 
-from tiny_preference import N_PAIRS, base_model, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import N_PAIRS, base_model, cfg_kwargs, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
-
-def cfg_kwargs(tmp_path, **extra):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=N_PAIRS,
-        per_device_eval_batch_size=N_PAIRS,
-        bf16=False,
-        activation_checkpointing=False,
-        use_cpu=True,
-        report_to="none",
-        beta=0.1,
-        max_length=64,
-        seed=0,
-        disable_tqdm=True,
-    )
-    kwargs.update(extra)
-    return kwargs
-
 
 def make_ddpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **extra):
     return DeviationWeightedDPOTrainer(

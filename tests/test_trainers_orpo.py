@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_preference import N_PAIRS, base_model, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss
 
@@ -18,7 +18,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-BETA = 0.1
 TRL_METRICS = (
     "rewards/chosen",
     "rewards/rejected",
@@ -32,24 +31,6 @@ TRL_METRICS = (
     "log_odds_ratio",
     "log_odds_chosen",
 )
-
-
-def cfg_kwargs(tmp_path, **extra):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=N_PAIRS,
-        per_device_eval_batch_size=N_PAIRS,
-        bf16=False,
-        gradient_checkpointing=False,
-        use_cpu=True,
-        report_to="none",
-        beta=BETA,
-        max_length=64,
-        seed=0,
-        disable_tqdm=True,
-    )
-    kwargs.update(extra)
-    return kwargs
 
 
 def make_dorpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **extra):

@@ -13,6 +13,7 @@ from divwrite.tokenizer import train_bpe_tokenizer
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said and then".split()
 N_PAIRS = 6
+BETA = 0.1  # DPO's beta and ORPO's lambda in every trainer config here
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,22 @@ def loss_and_grads(trainer, batch):
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     return loss.detach(), grads
+
+
+def cfg_kwargs(tmp_path, **extra):
+    """Trainer config kwargs shared by the DPO and ORPO configs: one batch of all pairs, CPU, fp32, beta 0.1."""
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=N_PAIRS,
+        per_device_eval_batch_size=N_PAIRS,
+        bf16=False,
+        activation_checkpointing=False,
+        use_cpu=True,
+        report_to="none",
+        beta=BETA,
+        max_length=64,
+        seed=0,
+        disable_tqdm=True,
+    )
+    kwargs.update(extra)
+    return kwargs
