@@ -21,7 +21,6 @@ def main(params: dict) -> dict:
         max_responses=cfg["max_responses"],
         min_weight=cfg["min_weight"],
         high_quality_first=cfg["high_quality_first"],
-        batch_size=cfg["batch_size"],
     )
     bounds = GateBounds.from_params(params["gates"])
     gate = check_pairs(

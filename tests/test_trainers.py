@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from trl import DPOConfig, DPOTrainer
 
-from tiny_preference import N_PAIRS, base_model, cfg_kwargs, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
 
@@ -34,12 +34,6 @@ def _perturbed_copy(model):
         for p in ref.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
     return ref
-
-
-def first_batch(trainer):
-    """The first collated training batch (in dataset order), after remove_unused_columns."""
-    dataset = trainer._remove_unused_columns(trainer.train_dataset, description="training")
-    return trainer.data_collator([dataset[i] for i in range(len(dataset))])
 
 
 def logps(model, batch):
@@ -67,7 +61,7 @@ def test_unit_weights_equal_stock_dpo(base_model, tokenizer, tmp_path):
         train_dataset=pairs(),
         processing_class=tokenizer,
     )
-    batch = first_batch(ddpo)
+    batch = collate(ddpo)
     stock_batch = {k: v for k, v in batch.items() if k != "weight"}
     loss_w, grads_w = loss_and_grads(ddpo, batch)
     loss_s, grads_s = loss_and_grads(stock, stock_batch)
@@ -85,7 +79,7 @@ def test_unit_weights_equal_stock_dpo(base_model, tokenizer, tmp_path):
 def test_random_weights_match_hand_formula(base_model, tokenizer, tmp_path):
     weights = np.random.default_rng(0).uniform(0.0, 3.0, N_PAIRS)
     trainer = make_ddpo(base_model, tokenizer, tmp_path, pairs(weights))
-    batch = first_batch(trainer)
+    batch = collate(trainer)
     loss, _ = loss_and_grads(trainer, batch)
 
     pi = logps(trainer.model, batch)
@@ -120,12 +114,12 @@ def test_zero_weight_removes_gradient_contribution(base_model, tokenizer, tmp_pa
     zeroed = weights.copy()
     zeroed[drop] = 0.0
     full = make_ddpo(base_model, tokenizer, tmp_path, pairs(zeroed))
-    batch = first_batch(full)
+    batch = collate(full)
     loss_full, grads_full = loss_and_grads(full, batch)
 
     keep = [i for i in range(N_PAIRS) if i != drop]
     sub = make_ddpo(base_model, tokenizer, tmp_path, pairs(weights).select(keep))
-    loss_sub, grads_sub = loss_and_grads(sub, first_batch(sub))
+    loss_sub, grads_sub = loss_and_grads(sub, collate(sub))
 
     scale = (N_PAIRS - 1) / N_PAIRS  # the batch mean divides by N, the sub-batch mean by N - 1
     assert loss_full.item() == pytest.approx(loss_sub.item() * scale, rel=1e-5)
@@ -133,7 +127,7 @@ def test_zero_weight_removes_gradient_contribution(base_model, tokenizer, tmp_pa
         torch.testing.assert_close(grads_full[name], grads_sub[name] * scale, rtol=1e-4, atol=1e-7, msg=name)
     # Non-zero weight on the same example does change the gradient.
     other = make_ddpo(base_model, tokenizer, tmp_path, pairs(weights))
-    _, grads_other = loss_and_grads(other, first_batch(other))
+    _, grads_other = loss_and_grads(other, collate(other))
     assert any(not torch.allclose(grads_other[n], grads_full[n], atol=1e-6) for n in grads_full)
 
 
@@ -158,7 +152,7 @@ def test_missing_or_bad_weights_raise(base_model, tokenizer, tmp_path):
         )
     # A batch that lost its weight (e.g. a replaced collator) is an error, not plain DPO.
     trainer = make_ddpo(base_model, tokenizer, tmp_path, pairs(np.ones(N_PAIRS)))
-    batch = first_batch(trainer)
+    batch = collate(trainer)
     batch.pop("weight")
     with pytest.raises(ValueError, match="never falls back"):
         trainer.compute_loss(trainer.model, batch)
@@ -205,7 +199,7 @@ def test_precomputed_reference_and_peft_reference(base_model, tokenizer, tmp_pat
         processing_class=tokenizer,
     )
     assert {"ref_chosen_logps", "weight"} <= set(pre.train_dataset.column_names)
-    loss_pre = pre.compute_loss(pre.model, first_batch(pre))
+    loss_pre = pre.compute_loss(pre.model, collate(pre))
     assert loss_pre.item() == pytest.approx(weights.mean() * math.log(2), rel=1e-5)
     # LoRA with ref_model=None: the adapter switched off is the reference.
     lora = DeviationWeightedDPOTrainer(
@@ -216,6 +210,6 @@ def test_precomputed_reference_and_peft_reference(base_model, tokenizer, tmp_pat
         peft_config=lora_config(r=4, alpha=8, target_modules=["q_proj", "v_proj"], dropout=0.0),
     )
     assert lora.ref_model is None
-    loss_lora, grads = loss_and_grads(lora, first_batch(lora))
+    loss_lora, grads = loss_and_grads(lora, collate(lora))
     assert loss_lora.item() == pytest.approx(weights.mean() * math.log(2), rel=1e-5)
     assert grads and all("lora" in name for name in grads)

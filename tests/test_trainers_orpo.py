@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss
 
@@ -41,13 +41,6 @@ def make_dorpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **ex
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
     )
-
-
-def collate(trainer, dataset=None):
-    """One collated batch of the whole (tokenised) dataset, in order, through the trainer's collator."""
-    dataset = trainer.train_dataset if dataset is None else dataset
-    dataset = trainer._remove_unused_columns(dataset, description="training")
-    return trainer.data_collator([dataset[i] for i in range(len(dataset))])
 
 
 def hand_terms(model, batch):

@@ -74,3 +74,10 @@ def cfg_kwargs(tmp_path, **extra):
     )
     kwargs.update(extra)
     return kwargs
+
+
+def collate(trainer, dataset=None):
+    """One collated batch of the whole (tokenised) dataset, in order, through the trainer's collator."""
+    dataset = trainer.train_dataset if dataset is None else dataset
+    dataset = trainer._remove_unused_columns(dataset, description="training")
+    return trainer.data_collator([dataset[i] for i in range(len(dataset))])
