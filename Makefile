@@ -41,4 +41,4 @@ ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean-outputs:
-	rm -rf data/ingested data/truth data/filtered data/pairs data/embeddings data/weighted data/divpo data/generations data/evaluation models reports
+	rm -rf data/ingested data/truth data/filtered data/pairs data/embeddings data/selected data/weighted data/divpo data/generations data/evaluation models checkpoints reports

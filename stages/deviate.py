@@ -1,7 +1,9 @@
 """deviate: deviation weights of every paired response, per embedder and combined (METHOD.md step 4).
 
 The embeddings come from the `embed` stage's tables, so a re-run with another weighting
-option (max_responses, min_weight, high_quality_first) embeds nothing.
+option (max_responses, min_weight, high_quality_first) embeds nothing. Writes the kept pairs
+twice: `data/selected` (PAIR_COLUMNS, for the unweighted methods) and `data/weighted` (with
+`w_chosen_*` / `w_rejected_*` for DDPO / DORPO).
 """
 
 from divwrite.deviation import EMBEDDER_KEYS, weight_pairs
@@ -26,6 +28,9 @@ def main(params: dict) -> dict:
     gate = check_pairs(
         weighted, bounds, name="deviate", min_weight=cfg["min_weight"], docs_dir=gate_docs_dir(params, "deviate")
     )
+    # Plain DPO/ORPO train on `selected` (the same pairs, no weights): a change of weighting
+    # option leaves its bytes alone, so DVC does not re-train them.
+    write_table(weighted[PAIR_COLUMNS], "data/selected/train.parquet")
     write_table(weighted, "data/weighted/train.parquet")
     stats = {"pairs_in": len(pairs), "pairs_out": len(weighted), "gate": report_gate(gate)}
     for kind in ("sem", "sty", "both"):

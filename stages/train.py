@@ -1,16 +1,24 @@
-"""train: post-train one method (`python stages/train.py <method>`; methods in params `train.methods`).
+"""train: post-train one method (`accelerate launch stages/train.py <method>`; methods in params `train.methods`).
 
 `loss: sft` trains the base generator on every train response; `loss: dpo` and `loss: orpo`
 train from the SFT model on the preference pairs (hyper-parameters from the `dpo:` / `orpo:`
 params sections); with `weights: sem|sty|both` they are deviation-weighted (DDPO / DORPO: each
 pair weighted by its w_chosen, METHOD.md "Training"). DivPO is `loss: dpo` on the DivPO pairs
 (`data: divpo`): plain DPO, no weight columns needed.
+
+`model.lora.r` > 0 trains LoRA adapters (the SFT adapter is then trained further by the
+preference methods, with its frozen copy as the reference, as in the paper). The run
+checkpoints every `train.checkpoint_steps` steps into `checkpoints/<method>` and a run that
+was killed resumes there (`divwrite.checkpoints`). Under several processes every rank trains;
+only the main one writes metrics and logs to MLflow.
 """
 
 import sys
 
-from divwrite.modeling import load_causal_lm
-from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, write_json
+from divwrite.checkpoints import fingerprint
+from divwrite.distributed import is_main_process, world_size
+from divwrite.modeling import is_adapter, load_causal_lm, lora_config
+from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table, write_json
 from divwrite.stage import read_input, run_stage
 from divwrite.tokenizer import load_tokenizer
 from divwrite.training import run_preference, run_sft
@@ -23,51 +31,58 @@ def main(params: dict, method: str) -> dict:
     if method not in methods:
         raise ValueError(f"unknown method {method!r}; params train.methods has {sorted(methods)}")
     spec = methods[method]
-    max_length = params["filter"]["max_tokens"]
+    if spec["loss"] not in ("sft", *PREFERENCE_LOSSES):
+        raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected one of sft, dpo, orpo)")
+    model_cfg, cfg = params["model"], params[spec["loss"]]
+    data, init_dir = f"data/{spec['data']}/train.parquet", f"models/{spec['init']}"
+    lora = model_cfg["lora"]
+    peft = None
+    if lora["r"] > 0 and not is_adapter(init_dir):  # an SFT adapter is trained further, not stacked
+        peft = lora_config(r=lora["r"], alpha=lora["alpha"], target_modules=lora["target_modules"], dropout=lora["dropout"])
+    # What the run depends on (as dvc.yaml declares it): a checkpoint of another run is never resumed.
+    run_id = fingerprint(
+        {k: params[k] for k in ("seed", "model")}
+        | {"max_tokens": params["filter"]["max_tokens"], "method": spec, "hyper": cfg, "world_size": world_size()},
+        [data, init_dir, params["train"]["accelerate_config"]],
+    )
+    common = dict(
+        learning_rate=cfg["learning_rate"],
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        seed=params["seed"],
+        max_length=params["filter"]["max_tokens"],
+        trust_remote_code=model_cfg["trust_remote_code"],
+        peft_config=peft,
+        report_to="mlflow" if is_main_process() else "none",
+        checkpoint_dir=f"checkpoints/{method}",
+        checkpoint_steps=params["train"]["checkpoint_steps"],
+        fingerprint=run_id,
+    )
     if spec["loss"] == "sft":
-        cfg = params["sft"]
-        train = read_input(f"data/{spec['data']}/train.parquet", RESPONSE_COLUMNS)
-        init_dir = f"models/{spec['init']}"
-        base = params["model"]["base"]
+        train = _read(data, RESPONSE_COLUMNS)
         # The built-in model's initial weights live in models/base; a hub model loads by id.
-        model = load_causal_lm(init_dir) if base == "builtin" else base
+        model = load_causal_lm(init_dir) if model_cfg["base"] == "builtin" else model_cfg["base"]
         metrics = run_sft(
-            model,
-            load_tokenizer(init_dir),
-            train,
-            f"models/{method}",
-            epochs=cfg["epochs"],
-            learning_rate=cfg["learning_rate"],
-            batch_size=cfg["batch_size"],
-            warmup_ratio=cfg["warmup_ratio"],
-            seed=params["seed"],
-            max_length=max_length,
-            trust_remote_code=params["model"]["trust_remote_code"],
-            report_to="mlflow",
-        )
-    elif spec["loss"] in PREFERENCE_LOSSES:
-        loss = spec["loss"]
-        cfg = params[loss]
-        pairs = read_input(f"data/{spec['data']}/train.parquet", PAIR_COLUMNS)
-        weights = spec.get("weights")
-        metrics = run_preference(
-            f"d{loss}-{weights}" if weights else loss,  # dpo, ddpo-<w>, orpo, dorpo-<w>
-            f"models/{spec['init']}",
-            pairs,
-            f"models/{method}",
-            beta=cfg["beta"],
-            learning_rate=cfg["learning_rate"],
-            epochs=cfg["epochs"],
-            batch_size=cfg["batch_size"],
-            seed=params["seed"],
-            max_length=max_length,
-            trust_remote_code=params["model"]["trust_remote_code"],
-            report_to="mlflow",
+            model, load_tokenizer(init_dir), train, f"models/{method}", warmup_ratio=cfg["warmup_ratio"], **common
         )
     else:
-        raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected one of sft, dpo, orpo)")
-    write_json(metrics, f"reports/train/{method}.json")
+        loss, weights = spec["loss"], spec.get("weights")
+        metrics = run_preference(
+            f"d{loss}-{weights}" if weights else loss,  # dpo, ddpo-<w>, orpo, dorpo-<w>
+            init_dir,
+            _read(data, PAIR_COLUMNS),
+            f"models/{method}",
+            beta=cfg["beta"],
+            **common,
+        )
+    if is_main_process():
+        write_json(metrics, f"reports/train/{method}.json")
     return metrics
+
+
+def _read(path: str, columns: list[str]):
+    """An input table, recorded in MLflow by the main process only."""
+    return read_input(path, columns) if is_main_process() else read_table(path, columns)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
 
 
 DATA_STAGES = ["ingest", "filter", "pair", "embed", "deviate", "divpo"]
-DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/weighted",
+DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/selected", "data/weighted",
                 "data/divpo", "reports/gates", "reports/dataset_card.json", "reports/dataset_card.md"]
 DATA_OUTPUTS += [f"reports/stages/{stage}.json" for stage in DATA_STAGES]  # fmt: skip
 

@@ -58,6 +58,11 @@ def build_builtin_model(
     return model
 
 
+def is_adapter(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder holding a LoRA adapter (as `run_sft` saves with LoRA)."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
 def load_causal_lm(
     name_or_path: str | os.PathLike,
     *,
@@ -73,7 +78,7 @@ def load_causal_lm(
     training in bf16 is slow or fails (notes/trl.md, pitfall 1).
     """
     dtype = dtype if dtype is not None else torch.float32
-    if (Path(name_or_path) / "adapter_config.json").is_file():
+    if is_adapter(name_or_path):
         from peft import AutoPeftModelForCausalLM
 
         return AutoPeftModelForCausalLM.from_pretrained(

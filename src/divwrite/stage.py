@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from divwrite.distributed import is_main_process
 from divwrite.params import load_params
 from divwrite.records import read_table
 
@@ -65,7 +66,8 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None]
     """Run `body(params)` inside the stage's MLflow run; exit 1 with a clear message on bad data.
 
     `sections` names the params sections the stage reads (logged as the run's params).
-    `body` returns the metrics to log (nested dicts are flattened to `a.b.c`).
+    `body` returns the metrics to log (nested dicts are flattened to `a.b.c`). Under
+    `accelerate launch` every process runs `body`; only the main one opens the MLflow run.
     """
     from divwrite.gates import GateError
     from divwrite.tracking import log_metrics, stage_run
@@ -76,6 +78,9 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None]
     logged = {s: params[s] for s in sections if s in params}
     experiment = params.get("mlflow", {}).get("experiment")
     try:
+        if not is_main_process():  # another rank under `accelerate launch`: rank 0 logs for all
+            body(params)
+            return
         with stage_run(name, logged, experiment):
             metrics = body(params)
             if metrics:

@@ -29,13 +29,14 @@ from typing import Any
 import pandas as pd
 import torch
 import transformers
-from accelerate import PartialState
 from datasets import Dataset, load_from_disk
 from peft import PeftConfig, PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.import_utils import TRLExperimentalWarning
 
+from divwrite import checkpoints
+from divwrite.distributed import process_state
 from divwrite.modeling import load_causal_lm
 from divwrite.tokenizer import load_tokenizer
 from divwrite.trainers import (
@@ -92,10 +93,14 @@ def _common_args(
     max_length: int,
     seed: int,
     report_to: str | list[str],
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_steps: int = 0,
 ) -> dict[str, Any]:
-    """TrainingArguments shared by SFT and preference runs: the schedule, seeded, no checkpoints;
-    on CPU float32 (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16
-    mixed precision where supported."""
+    """TrainingArguments shared by SFT and preference runs: the schedule, seeded; on CPU float32
+    (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed precision
+    where supported. With `checkpoint_dir` and `checkpoint_steps` > 0, a checkpoint every that
+    many optimizer steps into `checkpoint_dir` (the two latest kept; `checkpoints`); else the
+    trainer's scratch folder is `out_dir/trainer` and nothing is checkpointed."""
     on_gpu = torch.cuda.is_available()
     steps_per_epoch = math.ceil(n_examples / batch_size)
     return dict(
@@ -104,7 +109,7 @@ def _common_args(
         per_device_train_batch_size=batch_size,
         warmup_steps=_warmup(warmup_ratio),
         max_length=max_length,
-        output_dir=str(Path(out_dir) / "trainer"),
+        output_dir=str(checkpoint_dir if checkpoint_dir is not None else Path(out_dir) / "trainer"),
         seed=seed,
         data_seed=seed,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
@@ -112,7 +117,9 @@ def _common_args(
         activation_checkpointing=False,  # TRL defaults it on: ~7% slower on tiny models (trl.md pitfall 2)
         use_cpu=not on_gpu,
         report_to=report_to,
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_dir is not None and checkpoint_steps > 0 else "no",
+        save_steps=max(1, checkpoint_steps),
+        save_total_limit=2,  # the latest may be cut short by a kill; the one before is complete
         logging_strategy="steps",
         logging_steps=max(1, min(10, steps_per_epoch)),
         logging_first_step=True,
@@ -150,6 +157,8 @@ def build_sft_trainer(
     report_to: str | list[str] = "none",
     peft_config: PeftConfig | None = None,
     trust_remote_code: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_steps: int = 0,
 ) -> SFTTrainer:
     """The `SFTTrainer` that `run_sft` runs (arguments as there), ready to `train()`."""
     transformers.set_seed(seed)
@@ -165,6 +174,8 @@ def build_sft_trainer(
             max_length=max_length,
             seed=seed,
             report_to=report_to,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_steps=checkpoint_steps,
         ),
         completion_only_loss=True,
         packing=False,
@@ -176,19 +187,29 @@ def build_sft_trainer(
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
 
 
-def run_sft(*args: Any, **kwargs: Any) -> dict[str, float]:
+def run_sft(
+    model: PreTrainedModel | str,
+    tokenizer: PreTrainedTokenizerBase,
+    train_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    fingerprint: str | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
     """Supervised fine-tuning on every (prompt, response) of `train_df` (METHOD.md, Training).
 
-    Arguments as `build_sft_trainer`: `model` is a model instance (e.g.
+    Keyword arguments as `build_sft_trainer`: `model` is a model instance (e.g.
     `modeling.build_builtin_model`) or a hub id / local path (loaded in float32;
     `trust_remote_code` applies only then). Loss on the response tokens only; sequences are
     cut at `max_length` tokens. Saves the model (or the LoRA adapter when `peft_config` is
-    given) and the tokenizer to `out_dir`. Returns `train_loss` (mean over the run),
-    `runtime` (seconds), `tokens` (tokens seen, padding excluded), `steps`, `epochs`, and
-    the last logged `mean_token_accuracy` and `entropy`.
+    given) and the tokenizer to `out_dir`. With `checkpoint_dir` / `checkpoint_steps` the run
+    checkpoints and resumes (`fingerprint`, required then, identifies the run: see
+    `checkpoints`). Returns `train_loss` (mean over the run), `runtime` (seconds), `tokens`
+    (tokens seen, padding excluded), `steps`, `epochs`, `resumed_from_step` (0 for a fresh
+    run) and the last logged `mean_token_accuracy` and `entropy`.
     """
-    trainer = build_sft_trainer(*args, **kwargs)
-    return _train_and_save(trainer, metric_keys=("mean_token_accuracy", "entropy"))
+    trainer = build_sft_trainer(model, tokenizer, train_df, out_dir, **kwargs)
+    return _train_and_save(trainer, Path(out_dir), ("mean_token_accuracy", "entropy"), fingerprint)
 
 
 def preference_dataset(pairs_df: pd.DataFrame, weight_column: str | None = None) -> Dataset:
@@ -227,7 +248,7 @@ def shared_across_processes(dataset: Dataset, path: Path) -> Dataset:
     is a random per-process temp folder, so the other ranks fail with FileNotFoundError. A
     disk-backed dataset gives every rank the same folder (tests/test_ddp.py).
     """
-    state = PartialState(cpu=not torch.cuda.is_available())  # as the trainers' `use_cpu` (_common_args)
+    state = process_state()
     if state.num_processes == 1:
         return dataset
     with state.main_process_first():
@@ -253,6 +274,8 @@ def build_preference_trainer(
     peft_config: PeftConfig | None = None,
     trust_remote_code: bool = False,
     warmup_ratio: float = 0.0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_steps: int = 0,
 ) -> DPOTrainer | ORPOTrainer:
     """The trainer that `run_preference` runs (arguments as there), ready to `train()`."""
     family, weight_column = parse_preference_method(method)
@@ -272,6 +295,8 @@ def build_preference_trainer(
             max_length=max_length,
             seed=seed,
             report_to=report_to,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_steps=checkpoint_steps,
         ),
         beta=beta,  # DPO's beta; ORPO's lambda
         trust_remote_code=trust_remote_code,
@@ -304,9 +329,17 @@ def _family_args(family: str, batch_size: int) -> dict[str, Any]:
     return dict(remove_unused_columns=False)
 
 
-def run_preference(*args: Any, **kwargs: Any) -> dict[str, float]:
-    """DPO, DDPO, ORPO or DORPO from the SFT model in `sft_dir` (METHOD.md, Training); arguments
-    as `build_preference_trainer`.
+def run_preference(
+    method: str,
+    sft_dir: str | os.PathLike,
+    pairs_df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    fingerprint: str | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """DPO, DDPO, ORPO or DORPO from the SFT model in `sft_dir` (METHOD.md, Training); keyword
+    arguments as `build_preference_trainer`, checkpoints and `fingerprint` as `run_sft`.
 
     `method` (one of `PREFERENCE_METHODS`) is "dpo" (stock `trl.DPOTrainer`), "ddpo-sem" /
     "ddpo-sty" / "ddpo-both" (`DeviationWeightedDPOTrainer`), "orpo" (stock
@@ -322,12 +355,12 @@ def run_preference(*args: Any, **kwargs: Any) -> dict[str, float]:
     reference. ORPO/DORPO start from the same SFT model (or adapter) and need no reference.
     `peft_config` instead puts a new adapter on a fully fine-tuned SFT model. Saves model (or
     adapter) and tokenizer to `out_dir`; returns `train_loss`, `runtime`, `tokens` (DPO/DDPO only:
-    TRL's ORPO does not count them), `steps`, `epochs` and the last logged `rewards/*`, `logps/*`,
-    for ORPO/DORPO also `nll_loss`, `log_odds_ratio`, `log_odds_chosen`, and `weights/mean`
-    for the weighted methods.
+    TRL's ORPO does not count them), `steps`, `epochs`, `resumed_from_step` and the last logged
+    `rewards/*`, `logps/*`, for ORPO/DORPO also `nll_loss`, `log_odds_ratio`, `log_odds_chosen`,
+    and `weights/mean` for the weighted methods.
     """
-    trainer = build_preference_trainer(*args, **kwargs)
-    return _train_and_save(trainer, metric_keys=_PREFERENCE_METRICS)
+    trainer = build_preference_trainer(method, sft_dir, pairs_df, out_dir, **kwargs)
+    return _train_and_save(trainer, Path(out_dir), _PREFERENCE_METRICS, fingerprint)
 
 
 def _warmup(warmup_ratio: float) -> float:
@@ -338,29 +371,44 @@ def _warmup(warmup_ratio: float) -> float:
 
 
 def save_model(trainer: transformers.Trainer, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
-    """Save the trained model (safetensors) and tokenizer to `out_dir`.
+    """Save the trained model (safetensors) and tokenizer to `out_dir`, from the main process.
 
-    A PEFT model saves only its trained adapter ("default"), not the frozen "ref" copy TRL adds.
+    Every process takes part in gathering the weights (`accelerator.get_state_dict`: needed
+    for FSDP and DeepSpeed ZeRO-3, where each holds a shard); the main one writes them. A PEFT
+    model saves only its trained adapter ("default"), not the frozen "ref" copy TRL adds.
     `Trainer.save_model` is not used: it also writes `training_args.bin`, a pickle.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if isinstance(model, PeftModel):
-        model.save_pretrained(str(out_dir), selected_adapters=["default"])
-    else:
-        model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # the trainer's scratch folder (no checkpoints are kept)
+    accelerator = trainer.accelerator
+    state_dict = accelerator.get_state_dict(trainer.model)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model = accelerator.unwrap_model(trainer.model)
+        if isinstance(model, PeftModel):
+            model.save_pretrained(str(out_dir), selected_adapters=["default"], state_dict=state_dict)
+        else:
+            model.save_pretrained(str(out_dir), state_dict=state_dict)
+        tokenizer.save_pretrained(str(out_dir))
+        shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # the trainer's scratch folder, if used
+    accelerator.wait_for_everyone()
 
 
-def _train_and_save(trainer: transformers.Trainer, metric_keys: tuple[str, ...]) -> dict[str, float]:
-    """Train, save model + tokenizer (safetensors) to the run's `out_dir`, return the final metrics."""
-    out_dir = Path(trainer.args.output_dir).parent  # `_common_args` puts the scratch folder in out_dir
-    tokenizer = trainer.processing_class
+def _train_and_save(
+    trainer: transformers.Trainer, out_dir: Path, metric_keys: tuple[str, ...], fingerprint: str | None
+) -> dict[str, float]:
+    """Train (resuming from the run's last checkpoint if it has one), save model + tokenizer
+    (safetensors) to `out_dir`, drop the checkpoints, return the final metrics."""
+    checkpointing = trainer.args.save_strategy != "no"
+    if checkpointing and fingerprint is None:
+        raise ValueError("checkpointing needs the run's `fingerprint` (see divwrite.checkpoints)")
+    resume_from = checkpoints.resume_point(trainer.args.output_dir, fingerprint) if checkpointing else None
+    if resume_from is not None and trainer.accelerator.is_main_process:
+        print(f"resuming from {resume_from}", flush=True)
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     runtime = time.perf_counter() - start
-    save_model(trainer, tokenizer, out_dir)
+    save_model(trainer, trainer.processing_class, out_dir)
+    if checkpointing and trainer.accelerator.is_main_process:
+        checkpoints.finish(trainer.args.output_dir)
 
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     last = logs[-1] if logs else {}
@@ -369,6 +417,7 @@ def _train_and_save(trainer: transformers.Trainer, metric_keys: tuple[str, ...])
         "runtime": float(runtime),
         "steps": float(result.global_step),
         "epochs": float(trainer.state.epoch or 0.0),
+        "resumed_from_step": float(checkpoints.checkpoint_step(resume_from) if resume_from else 0),
     }
     if hasattr(trainer, "_total_train_tokens"):  # TRL's running count (padding excluded); ORPO keeps none
         metrics["tokens"] = float(trainer._total_train_tokens)
