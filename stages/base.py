@@ -1,7 +1,8 @@
 """base: the generator before post-training - its tokenizer and initial weights.
 
 Built-in: a byte-level BPE tokenizer trained on the train split and a small Llama built
-from `model` params (seeded). Hub model: its tokenizer, and the id to load it from.
+from `model` params (seeded). Hub model: its tokenizer (given a plain chat template if it has none), and the id to load
+it from.
 `filter` needs the tokenizer to count prompt+response tokens with the chat template.
 """
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from divwrite.modeling import build_builtin_model
 from divwrite.records import write_json
 from divwrite.stage import read_input, run_stage
-from divwrite.tokenizer import load_tokenizer, train_bpe_tokenizer
+from divwrite.tokenizer import ensure_chat_template, load_tokenizer, train_bpe_tokenizer
 
 OUT = Path("models/base")
 
@@ -34,6 +35,8 @@ def main(params: dict) -> dict:
         n_params = sum(p.numel() for p in model.parameters())
     else:
         tokenizer = load_tokenizer(cfg["base"], trust_remote_code=cfg["trust_remote_code"])
+        if ensure_chat_template(tokenizer):
+            print(f"base: {cfg['base']} has no chat template; using divwrite.tokenizer.FALLBACK_CHAT_TEMPLATE")
         tokenizer.save_pretrained(OUT)
         n_params = 0
     write_json({"base": cfg["base"]}, OUT / "source.json")

@@ -95,6 +95,33 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
     return tokenizer
 
 
+# For a hub tokenizer that has no chat template (a base model's, often): plain-text turn headers
+# with the same two properties as CHAT_TEMPLATE, using the tokenizer's own BOS / EOS.
+FALLBACK_CHAT_TEMPLATE = (
+    "{{ bos_token or '' }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{{ '### Assistant:\\n' + message['content'] + eos_token }}"
+    "{% else %}{{ '### ' + message['role'] | capitalize + ':\\n' + message['content'] + '\\n\\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Assistant:\\n' }}{% endif %}"
+)
+
+
+def ensure_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Give `tokenizer` `FALLBACK_CHAT_TEMPLATE` if it has no chat template; True if it did so.
+
+    A hub tokenizer's own template (e.g. an instruct model's) is kept as it is. The trainers
+    format every example as a chat (prompt = user turn, story = assistant turn), so the
+    template must exist before the filter stage counts tokens.
+    """
+    if tokenizer.chat_template is not None:
+        return False
+    if tokenizer.eos_token is None:
+        raise ValueError("the tokenizer has no EOS token: an assistant turn could never end")
+    tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+    return True
+
+
 def chat_messages(prompt: str, response: str | None = None) -> list[dict[str, str]]:
     """The conversation the trainers see: the prompt as the user turn, the response as the assistant turn."""
     messages = [{"role": "user", "content": prompt}]
