@@ -16,7 +16,8 @@ from conftest import run_in_scratch_copy
 
 pytestmark = pytest.mark.slow
 
-METHODS = ["sft", "dpo", "ddpo-both", "human"]
+METHODS = ["sft", "dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "orpo", "dorpo-sem", "dorpo-sty", "dorpo-both", "divpo", "human"]
+DPO_FAMILY = ["dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "divpo"]  # the methods with loss: dpo
 METRICS = ["quality", "semantic_diversity", "style_diversity"]
 
 
@@ -106,9 +107,7 @@ def test_changing_a_training_param_reruns_only_training_and_what_follows(smoke):
     params = yaml.safe_load(params_path.read_text())
     params["dpo"]["beta"] = 0.2
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run_by_repro(smoke) == {
-        "train@dpo", "train@ddpo-both", "generate@dpo", "generate@ddpo-both", "evaluate"
-    }
+    assert stages_run_by_repro(smoke) == {f"{s}@{m}" for s in ("train", "generate") for m in DPO_FAMILY} | {"evaluate"}
 
 
 def test_new_weighting_option_embeds_nothing(smoke):
@@ -123,7 +122,10 @@ def test_new_weighting_option_embeds_nothing(smoke):
     dvc(smoke, "repro", "--single-item", "deviate")
     assert pd.read_parquet(smoke / "data/weighted/train.parquet")["w_rejected_both"].min() >= 0.5
     stale = json.loads(dvc(smoke, "status", "--json"))
-    assert {"train@dpo", "train@ddpo-both"} <= set(stale) and "train@sft" not in stale
+    weighted = {f"train@{m}" for m in METHODS if m.startswith(("ddpo-", "dorpo-"))}
+    assert weighted <= set(stale)
+    # The unweighted methods train on data/selected, which a weighting option leaves byte-identical.
+    assert not {"train@sft", "train@dpo", "train@orpo", "train@divpo"} & set(stale)
 
     dvc(smoke, "repro", "--force", "--single-item", "embed")
     mlflow.set_tracking_uri(f"sqlite:///{smoke / 'mlflow.db'}")
