@@ -142,3 +142,41 @@ def test_ddpo_two_process_ddp_matches_single_process(work_dir: Path) -> None:
     assert [s["weights/mean"] for s in ddp["steps"]] == pytest.approx([s["weights/mean"] for s in single["steps"]], rel=1e-6), report
     assert ddp_losses == pytest.approx(single_losses, rel=RTOL), report
     assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=RTOL), report
+
+
+@pytest.mark.slow
+def test_train_stage_under_two_processes_writes_once(tmp_path: Path) -> None:
+    """The real train stage (`stages/train.py`, as dvc.yaml launches it) with 2 CPU processes: both
+    ranks train, the main one saves the model, the metrics and one MLflow run; checkpoints are
+    written and cleaned up as in a single-process run."""
+    import mlflow
+    import yaml
+    from conftest import run_in_scratch_copy
+
+    run_in_scratch_copy(tmp_path, "train@sft", "deviate")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["train"]["checkpoint_steps"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(CPU_DDP_CONFIG), "--multi_gpu", "--num_processes", "2",
+        "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+        "stages/train.py", "ddpo-both",
+    ]  # fmt: skip
+    env = {**_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    assert (tmp_path / "models/ddpo-both/model.safetensors").is_file()
+    report = json.loads((tmp_path / "reports/train/ddpo-both.json").read_text())
+    assert report["steps"] > 2 and math.isfinite(report["train_loss"])
+    assert [p.name for p in (tmp_path / "checkpoints/ddpo-both").iterdir()] == ["fingerprint.json"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(
+            search_all_experiments=True, filter_string="tags.`divwrite.stage` = 'train@ddpo-both'", output_format="list"
+        )
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["train_loss"] == pytest.approx(report["train_loss"])
