@@ -1,7 +1,8 @@
 # Two commands on a fresh clone (Python 3.11 + pip only):
 #   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
 #   make test   - set up .venv, then run the tests
-# Also: make smoke (tiny sizes, scratch copy, < 3 min), make ui (MLflow on localhost).
+# Also: make smoke (tiny sizes, scratch copy, < 3 min), make ui (MLflow on localhost),
+#       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke test ui clean-outputs
+.PHONY: setup run smoke ablate test ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -33,6 +34,11 @@ run: setup
 # make smoke PROFILE=hanna TARGETS="deviate divpo": the data stages on the real HANNA stories
 smoke: setup
 	$(BIN)/divwrite smoke --profile $(or $(PROFILE),smoke) $(if $(SMOKE_DIR),--dir $(SMOKE_DIR),) $(TARGETS)
+
+# make ablate ABLATE_ARGS="--max-responses 4 0 --variants plain high-quality" (or --dry-run,
+# --collect-only): needs the project committed and `make run` done first (README "Ablation")
+ablate: setup
+	$(BIN)/divwrite ablate $(ABLATE_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from divwrite.embedders import load_embedder
 from divwrite.evaluation import evaluate_samples, human_samples, summarise
 from divwrite.records import RESPONSE_COLUMNS, write_table
 from divwrite.reporting import plot_quality_vs_diversity, write_results
-from divwrite.reward import RidgeRewardModel
+from divwrite.reward import SequenceRewardModel
 from divwrite.stage import read_input, run_stage
 from divwrite.tracking import log_metrics
 
@@ -30,7 +30,7 @@ def main(params: dict) -> dict:
     truth = read_input("data/truth/prompts.parquet")
     truth_prompts = {pid: list(el) for pid, el in zip(truth.prompt_id, truth.elements)} if len(truth) else None
     scorer = dict(
-        reward_model=RidgeRewardModel.load("models/reward"),
+        reward_model=SequenceRewardModel.load("models/reward"),
         semantic=load_embedder(params["deviate"]["semantic_embedder"]),
         style=load_embedder(params["deviate"]["style_embedder"]),
         truth_prompts=truth_prompts,

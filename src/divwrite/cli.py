@@ -1,4 +1,4 @@
-"""`divwrite` command line: the pipeline under MLflow, and the smoke profile."""
+"""`divwrite` command line: the pipeline under MLflow, the smoke profile, and the ablation grid."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
     smoke.add_argument("--profile", default="smoke", help="profiles/<name>.yaml to apply (default: smoke)")
     smoke.add_argument("targets", nargs="*", help="stages to reproduce (default: all), e.g. deviate divpo")
+    ablate = sub.add_parser("ablate", help="the params `ablation` grid as queued DVC experiments -> reports/ablation.*")
+    ablate.add_argument("--max-responses", nargs="+", type=int, metavar="N", help="only these ablation.max_responses")
+    ablate.add_argument("--variants", nargs="+", metavar="NAME", help="only these ablation.variants")
+    ablate.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
+    ablate.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
+    ablate.add_argument("--force", action="store_true", help="re-run grid points this commit already has")
     args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
     if extra and args.command != "repro":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -24,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "repro":
         return pipeline.run_pipeline(args.dvc_args + extra)
+    if args.command == "ablate":
+        from divwrite.ablation import run_ablation
+
+        return run_ablation(
+            max_responses=args.max_responses,
+            variants=args.variants,
+            dry_run=args.dry_run,
+            collect_only=args.collect_only,
+            force=args.force,
+        )
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
 
 
