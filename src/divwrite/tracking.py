@@ -141,6 +141,10 @@ def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str 
         "divwrite.kind": "stage" if parent else "standalone-stage",
         "mlflow.source.git.commit": git_commit(root),
     }
+    # A queued `dvc exp run` names its experiment and baseline: grid points stay apart in MLflow.
+    for env, tag in (("DVC_EXP_NAME", "dvc.experiment"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
     start = time.perf_counter()
     nested = mlflow.active_run() is not None  # in-process callers (tests, notebooks)
     with mlflow.start_run(
