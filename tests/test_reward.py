@@ -16,11 +16,11 @@ from divwrite.reward import (
     format_reward_input,
     freeze_lower_layers,
     load_regression_model,
-    load_tokenizer,
     model_source,
     ranking_metrics,
     train_reward_model,
 )
+from divwrite.tokenizer import load_tokenizer
 
 SETTINGS = ["a lighthouse", "a desert town", "a space station", "an old library", "a fishing village", "a pass"]
 HEROES = ["a young thief", "a retired soldier", "a lonely robot", "a curious child", "a tired doctor", "a musician"]

@@ -50,6 +50,7 @@ from scipy import stats
 from divwrite.embedders import MINILM_NAMES
 from divwrite.ingest import held_out_prompts
 from divwrite.records import RESPONSE_COLUMNS, read_json, write_json
+from divwrite.tokenizer import load_tokenizer
 
 INPUT_FORMAT = "<prompt>{prompt}</prompt><response>{response}</response>"
 CONFIG_FILE = "reward_config.json"
@@ -106,18 +107,6 @@ def model_source(name: str) -> str:
 
         return str(get_model_path())
     return name
-
-
-def load_tokenizer(source: str | os.PathLike, trust_remote_code: bool = False):
-    """The tokenizer of `source`, given a pad token (its end-of-sequence token) if it has none."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise ValueError(f"{source}: the tokenizer has neither a pad nor an end-of-sequence token")
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def load_regression_model(
