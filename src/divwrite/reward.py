@@ -34,7 +34,6 @@ Predictions are not clipped to [-1, 1]: quality is a mean of scores, and clippin
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -318,45 +317,18 @@ def _training_dataset(df: pd.DataFrame, tokenizer: Any, max_length: int):
     return Dataset.from_dict(columns)
 
 
-def _training_args(
-    output_dir: str,
-    *,
-    n_examples: int,
-    epochs: float,
-    learning_rate: float,
-    batch_size: int,
-    warmup_ratio: float,
-    seed: int,
-    report_to: str | list[str],
-):
-    """`TrainingArguments` as `divwrite.training._common_args` builds them for the generators: seeded,
-    no checkpoints, float32 on CPU and bf16 mixed precision on a GPU that has it, progress bars on;
-    plus length-grouped batches."""
-    import torch
+def _training_args(output_dir: str, **schedule: Any):
+    """`TrainingArguments` as the generators' trainers use them (`training.schedule_args`: seeded,
+    no checkpoints, float32 on CPU, bf16 on a GPU that has it), with a linear schedule and
+    length-grouped batches."""
     from transformers import TrainingArguments
 
-    on_gpu = torch.cuda.is_available()
-    steps_per_epoch = math.ceil(n_examples / batch_size)
+    from divwrite.training import schedule_args
+
     return TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        warmup_steps=float(warmup_ratio),  # transformers 5: a float in [0, 1) is a ratio
+        **schedule_args(output_dir, **schedule),
         lr_scheduler_type="linear",
-        seed=seed,
-        data_seed=seed,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        fp16=False,
-        use_cpu=not on_gpu,
-        report_to=report_to,
-        save_strategy="no",
         eval_strategy="no",
-        logging_strategy="steps",
-        logging_steps=max(1, min(10, steps_per_epoch)),
-        logging_first_step=True,
-        disable_tqdm=False,
-        dataloader_num_workers=0,
         train_sampling_strategy="group_by_length",
     )
 

@@ -82,51 +82,67 @@ _PREFERENCE_METRICS = (
 )
 
 
-def _common_args(
-    out_dir: str | os.PathLike,
+def schedule_args(
+    output_dir: str | os.PathLike,
     *,
     n_examples: int,
     epochs: float,
     learning_rate: float,
     batch_size: int,
     warmup_ratio: float,
-    max_length: int,
     seed: int,
     report_to: str | list[str],
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_steps: int = 0,
 ) -> dict[str, Any]:
-    """TrainingArguments shared by SFT and preference runs: the schedule, seeded; on CPU float32
-    (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed precision
-    where supported. With `checkpoint_dir` and `checkpoint_steps` > 0, a checkpoint every that
-    many optimizer steps into `checkpoint_dir` (the two latest kept; `checkpoints`); else the
-    trainer's scratch folder is `out_dir/trainer` and nothing is checkpointed."""
+    """`transformers.TrainingArguments` fields every trainer here shares (the generators' and the
+    reward model's): the schedule, seeded data order, logging, progress bars, no checkpoints; on
+    CPU float32 (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed
+    precision where supported."""
     on_gpu = torch.cuda.is_available()
     steps_per_epoch = math.ceil(n_examples / batch_size)
     return dict(
+        output_dir=str(output_dir),
         num_train_epochs=epochs,
         learning_rate=learning_rate,
         per_device_train_batch_size=batch_size,
         warmup_steps=_warmup(warmup_ratio),
-        max_length=max_length,
-        output_dir=str(checkpoint_dir if checkpoint_dir is not None else Path(out_dir) / "trainer"),
         seed=seed,
         data_seed=seed,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         fp16=False,
-        # TRL's default (on) for GPUs, where memory is what limits a 7-8B model; off on CPU,
-        # where it only costs time (~7% on tiny models, trl.md pitfall 2).
-        activation_checkpointing=on_gpu,
         use_cpu=not on_gpu,
         report_to=report_to,
-        save_strategy="steps" if checkpoint_dir is not None and checkpoint_steps > 0 else "no",
-        save_steps=max(1, checkpoint_steps),
-        save_total_limit=2,  # the latest may be cut short by a kill; the one before is complete
+        save_strategy="no",
         logging_strategy="steps",
         logging_steps=max(1, min(10, steps_per_epoch)),
         logging_first_step=True,
         disable_tqdm=False,
         dataloader_num_workers=0,
+    )
+
+
+def _common_args(
+    out_dir: str | os.PathLike,
+    *,
+    max_length: int,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_steps: int = 0,
+    **schedule: Any,
+) -> dict[str, Any]:
+    """TRL config fields shared by SFT and preference runs: `schedule_args` (keyword arguments as
+    there), the sequence cut, activation checkpointing, and checkpoints. With `checkpoint_dir`
+    and `checkpoint_steps` > 0, a checkpoint every that many optimizer steps into
+    `checkpoint_dir` (the two latest kept; `checkpoints`); else the trainer's scratch folder is
+    `out_dir/trainer` and nothing is checkpointed."""
+    checkpointing = checkpoint_dir is not None and checkpoint_steps > 0
+    args = schedule_args(checkpoint_dir if checkpoint_dir is not None else Path(out_dir) / "trainer", **schedule)
+    return args | dict(
+        max_length=max_length,
+        # TRL's default (on) for GPUs, where memory is what limits a 7-8B model; off on CPU,
+        # where it only costs time (~7% on tiny models, trl.md pitfall 2).
+        activation_checkpointing=torch.cuda.is_available(),
+        save_strategy="steps" if checkpointing else "no",
+        save_steps=max(1, checkpoint_steps),
+        save_total_limit=2,  # the latest may be cut short by a kill; the one before is complete
         dataset_num_proc=None,
     )
 
