@@ -16,7 +16,7 @@ only the main one writes metrics and logs to MLflow.
 import sys
 
 from divwrite.checkpoints import fingerprint
-from divwrite.distributed import is_main_process, world_size
+from divwrite.distributed import is_main_process, use_cpu_cores, world_size
 from divwrite.modeling import is_adapter, load_causal_lm, lora_config
 from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table, write_json
 from divwrite.stage import read_input, run_stage
@@ -33,6 +33,7 @@ def main(params: dict, method: str) -> dict:
     spec = methods[method]
     if spec["loss"] not in ("sft", *PREFERENCE_LOSSES):
         raise ValueError(f"method {method!r}: unknown loss {spec['loss']!r} (expected one of sft, dpo, orpo)")
+    use_cpu_cores()  # accelerate launch leaves a CPU process one thread otherwise
     model_cfg, cfg = params["model"], params[spec["loss"]]
     data, init_dir = f"data/{spec['data']}/train.parquet", f"models/{spec['init']}"
     lora = model_cfg["lora"]
