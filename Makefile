@@ -40,8 +40,11 @@ smoke: setup
 ablate: setup
 	$(BIN)/divwrite ablate $(ABLATE_ARGS)
 
+# Two pytest-xdist workers, a whole test module each at a time (module fixtures build once);
+# PYTEST_WORKERS=0 runs serially, PYTEST_ARGS adds pytest options (e.g. "-k resume").
+PYTEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

@@ -1,9 +1,19 @@
-"""Test-wide settings: offline, no telemetry, quiet tokenizers."""
+"""Test-wide settings: offline, no telemetry, quiet tokenizers; under pytest-xdist each worker
+gets its share of the cores, and the slowest modules start first."""
 
 import os
 from pathlib import Path
 
 import pytest
+
+# `make test` runs the suite on 2 pytest-xdist workers (`-n 2 --dist loadfile`). Each worker and
+# every process it starts (DVC stages, `accelerate launch`) gets its share of the cores, so two
+# workers do not fight over the same ones; torch reads these before its first use.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _share = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "DIVWRITE_CPU_THREADS"):
+        os.environ.setdefault(_var, _share)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -13,6 +23,24 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+# The modules that run the pipeline, longest first (minutes on 2 cores, see README "Timings"):
+# `--dist loadfile` hands whole modules to idle workers in collection order, so starting the
+# longest ones first keeps the two workers busy until the end (longest-processing-time first).
+SLOWEST_FIRST = [
+    "test_pipeline_e2e.py",
+    "test_ablation.py",
+    "test_resume.py",
+    "test_data_stages_hanna.py",
+    "test_ddp.py",
+    "test_hub_model_lora.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
 
 
 @pytest.fixture
@@ -29,7 +57,7 @@ def shared_data() -> Path:
     return path
 
 
-def run_in_scratch_copy(target: Path, *args: str, timeout: int = 900) -> None:
+def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> None:
     """`divwrite smoke --dir target *args` (a profile applied in a scratch copy of the
     project, its own DVC and MLflow stores); fails the test with the output's tail."""
     import subprocess

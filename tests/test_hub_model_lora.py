@@ -53,7 +53,7 @@ def test_hub_model_with_lora_through_the_stages(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     targets = ["train@ddpo-both", "train@orpo", "generate@ddpo-both"]
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", *targets], cwd=work, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "dvc", "repro", *targets], cwd=work, env=env, capture_output=True, text=True, timeout=1800
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
