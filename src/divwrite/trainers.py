@@ -47,19 +47,33 @@ ORPO's default collator passes unknown keys through as lists and TRL forces
 `remove_unused_columns=False`; the collator is still wrapped (`WeightedPreferenceCollator`) so that
 the weight is a checked float tensor, and the weight is taken out of the batch before TRL's forward.
 Same guards as DDPO: no weight or a bad weight is a `ValueError`, never plain ORPO.
+
+## Length-grouped pairs (`LengthGroupedDPOTrainer`, `LengthGroupedORPOTrainer`)
+
+Stock DPO and ORPO losses; only the order of the pairs differs. With
+`train_sampling_strategy="group_by_length"` a batch holds pairs of similar length
+(transformers' `LengthGroupedSampler`: seeded random mega-batches of 50 batches, sorted inside),
+which the stock trainers cannot do (the sampler infers lengths from an `input_ids` column that
+tokenized pairs lack). A pair's length is its prompt plus its longer completion in tokens, the
+width it pads its batch to. DPO's reference pass (`precompute_ref_log_probs`) runs over the
+pairs sorted by length. On the built-in corpus ~28% of a random batch of 8 pairs is padding,
+~10% of a grouped one. The deviation-weighted trainers are built on these.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, IterableDataset
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 from trl.import_utils import TRLExperimentalWarning
 
@@ -72,6 +86,55 @@ with warnings.catch_warnings():
 
 # Batch keys that TRL's `_compute_loss` keeps away from `model(**kwargs)`.
 _TRL_NON_MODEL_KEYS = ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")
+
+
+def pair_lengths(dataset: Dataset, summed: tuple[str, ...], longest: tuple[str, ...]) -> list[int]:
+    """Tokens of every tokenized pair of `dataset`: the lengths of the `summed` token-id columns
+    plus the longest of the `longest` ones (e.g. prompt + longer completion)."""
+    table = dataset.select_columns([*summed, *longest]).with_format("arrow")[:]
+    counts = {column: pc.list_value_length(table[column]) for column in (*summed, *longest)}
+    total = functools.reduce(pc.max_element_wise, [counts[c] for c in longest])
+    return functools.reduce(pc.add, [counts[c] for c in summed], total).to_pylist()
+
+
+class PairLengthGrouping:
+    """Mixin for TRL's preference trainers: length-grouped batches of pairs under
+    `train_sampling_strategy="group_by_length"` (module docstring, "Length-grouped pairs").
+    `pair_length_columns` = (token-id columns summed, columns of which the longest counts)."""
+
+    pair_length_columns: tuple[tuple[str, ...], tuple[str, ...]]
+
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> torch.utils.data.Sampler | None:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not isinstance(dataset, Dataset):
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=pair_lengths(dataset, *self.pair_length_columns),
+        )
+
+
+class LengthGroupedDPOTrainer(PairLengthGrouping, DPOTrainer):
+    """`trl.DPOTrainer` (its loss unchanged) with length-grouped batches of pairs and the
+    reference pass over the pairs sorted by length."""
+
+    pair_length_columns = (("prompt_ids",), ("chosen_ids", "rejected_ids"))
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        """TRL's reference log-probs, computed over the pairs sorted by length (least padding);
+        the dataset comes back in its own order."""
+        if not isinstance(dataset, Dataset):
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        order = np.argsort(pair_lengths(dataset, *self.pair_length_columns), kind="stable")
+        done = super()._precompute_ref_logps(dataset.select(order), name, batch_size)
+        return done.select(np.argsort(order))
+
+
+class LengthGroupedORPOTrainer(PairLengthGrouping, ORPOTrainer):
+    """`trl.experimental.orpo.ORPOTrainer` (its loss unchanged) with length-grouped batches of
+    pairs (its chosen / rejected input ids include the prompt)."""
+
+    pair_length_columns = ((), ("chosen_input_ids", "rejected_input_ids"))
 
 
 @dataclass
@@ -166,7 +229,7 @@ def weighted_dpo_loss(
     return weights * -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))
 
 
-class DeviationWeightedDPOTrainer(DPOTrainer):
+class DeviationWeightedDPOTrainer(LengthGroupedDPOTrainer):
     """`DPOTrainer` whose per-pair sigmoid loss is multiplied by a per-pair weight (DDPO).
 
     Same arguments as `trl.DPOTrainer`; `args` must be a `DeviationWeightedDPOConfig`. The
@@ -435,7 +498,7 @@ def weighted_orpo_loss(
     return loss, nll, log_odds, log_sigmoid
 
 
-class DeviationWeightedORPOTrainer(ORPOTrainer):
+class DeviationWeightedORPOTrainer(LengthGroupedORPOTrainer):
     """`ORPOTrainer` whose NLL and odds-ratio terms are weighted per pair (DORPO).
 
     Same arguments as `trl.experimental.orpo.ORPOTrainer`; `args` must be a
