@@ -52,7 +52,7 @@ Same guards as DDPO: no weight or a bad weight is a `ValueError`, never plain OR
 
 Stock DPO and ORPO losses; only the order of the pairs differs. With
 `train_sampling_strategy="group_by_length"` a batch holds pairs of similar length
-(transformers' `LengthGroupedSampler`: seeded random mega-batches of 50 batches, sorted inside),
+(transformers' `LengthGroupedSampler`: seeded random mega-batches of up to 50 batches, sorted inside),
 which the stock trainers cannot do (the sampler infers lengths from an `input_ids` column that
 tokenized pairs lack). A pair's length is its prompt plus its longer completion in tokens, the
 width it pads its batch to. DPO's reference pass (`precompute_ref_log_probs`) runs over the

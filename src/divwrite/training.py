@@ -147,7 +147,7 @@ def _common_args(
         save_steps=max(1, checkpoint_steps),
         save_total_limit=2,  # the latest may be cut short by a kill; the one before is complete
         dataset_num_proc=None,
-        # Batches of similar lengths (seeded, random mega-batches of 50 batches): on the built-in
+        # Batches of similar lengths (seeded, random mega-batches of up to 50 batches): on the built-in
         # corpus ~23% fewer padded tokens than random batches for SFT, ~15% for pairs.
         train_sampling_strategy="group_by_length",
     )
