@@ -18,7 +18,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke ablate test ui clean-outputs
+.PHONY: setup run smoke ablate seeds test ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -39,6 +39,11 @@ smoke: setup
 # --collect-only): needs the project committed and `make run` done first (README "Ablation")
 ablate: setup
 	$(BIN)/divwrite ablate $(ABLATE_ARGS)
+
+# make seeds SEEDS_ARGS="--dry-run" (or --collect-only): the claim over params `replicate.seeds`
+# (README "The claim over seeds"); like ablate, needs the project committed and `make run` done
+seeds: setup
+	$(BIN)/divwrite seeds $(SEEDS_ARGS)
 
 # Two pytest-xdist workers, a whole test module each at a time (module fixtures build once);
 # PYTEST_WORKERS=0 runs serially, PYTEST_ARGS adds pytest options (e.g. "-k resume").

@@ -27,9 +27,9 @@ def warn_if_untracked(source: str) -> None:
 def main(params: dict) -> dict:
     spec = SourceSpec.from_params(params["data"])
     warn_if_untracked(spec.source)
-    records, corpus = load_records_from_spec(spec, corpus=params["corpus"], seed=params["seed"])
+    records, corpus = load_records_from_spec(spec, corpus=params["corpus"], seed=params["data_seed"])
     cfg = params["ingest"]
-    train, test = ingest(records, test_fraction=cfg["test_fraction"], transform_iterations=cfg["transform_iterations"], seed=params["seed"])
+    train, test = ingest(records, test_fraction=cfg["test_fraction"], transform_iterations=cfg["transform_iterations"], seed=params["data_seed"])
     bounds = GateBounds.from_params(params["gates"])
     gate = check_responses(
         pd.concat([train, test]), bounds, name="ingest", before_filter=True, docs_dir=gate_docs_dir(params, "ingest")
@@ -51,4 +51,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", main, ["seed", "data", "ingest", "corpus", "gates"])
+    run_stage("ingest", main, ["data_seed", "data", "ingest", "corpus", "gates"])

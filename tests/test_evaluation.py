@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from divwrite.embedders import load_embedder
-from divwrite.evaluation import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS, evaluate_samples, human_samples, summarise
+from divwrite.evaluation import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS, evaluate_samples, human_samples, label_entropy, summarise
 from divwrite.metrics import (
     compression_ratio,
     homogenization_rouge_l,
@@ -120,6 +120,8 @@ def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
         texts, els = samples[pid], list(elements[pid])
         assert row["archetype_coverage"] == len({corpus.detect_archetype(t) for t in texts} - {"none"})
         assert row["style_coverage"] == len({corpus.detect_style(t) for t in texts} - {"none"})
+        assert row["archetype_entropy"] == label_entropy([corpus.detect_archetype(t) for t in texts])
+        assert row["style_entropy"] == label_entropy([corpus.detect_style(t) for t in texts])
         assert row["true_quality"] == pytest.approx(np.mean([corpus.true_quality(t, els) for t in texts]))
         assert row["on_topic"] == pytest.approx(np.mean([corpus.on_topic(t, els) for t in texts]))
         if pid != first:
@@ -127,6 +129,8 @@ def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
             known = truth[truth.prompt_id == pid].sort_values("response_index").head(4)
             assert row["archetype_coverage"] == known["archetype"].nunique()
             assert row["style_coverage"] == known["style"].nunique()
+            shares = known["archetype"].value_counts(normalize=True).to_numpy()
+            assert row["archetype_entropy"] == pytest.approx(-(shares * np.log2(shares)).sum())
             assert row["on_topic"] == 1.0
     assert df.set_index("prompt_id").loc[first, "on_topic"] == pytest.approx(3 / 4)
 
@@ -195,3 +199,20 @@ def test_summarise_fixed_shape() -> None:
         assert all(isinstance(v, float) and np.isfinite(v) for v in row[m].values())
     assert row["quality"] == pytest.approx(mean_ci([0.1, 0.5, 0.3], 0.95))
     assert set(ALL_METRICS) >= set(row) - {"method", "n_prompts"}
+
+
+@pytest.mark.parametrize(
+    "labels, bits",
+    [
+        (["a", "a", "a", "a"], 0.0),
+        (["a", "a", "b", "b"], 1.0),
+        (["a", "b", "c", "d"], 2.0),
+        (["a", "a", "a", "b"], 0.8112781244591328),  # -(3/4 log2 3/4 + 1/4 log2 1/4)
+        (["none", "a", "a", "b"], 0.9182958340544896),  # "none" left out: -(2/3 log2 2/3 + 1/3 log2 1/3)
+        (["none", "none", "none", "none"], 0.0),
+        ([], 0.0),
+    ],
+)
+def test_label_entropy_hand_computed(labels, bits) -> None:
+    assert label_entropy(labels) == pytest.approx(bits, abs=1e-15)
+    assert label_entropy(labels) >= 0.0 and str(label_entropy(labels)) != "-0.0"

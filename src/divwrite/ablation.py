@@ -134,6 +134,24 @@ def _has_key(params: Mapping[str, Any], dotted: str) -> bool:
     return True
 
 
+def methods_to_delete(trained: Mapping[str, Any], methods: Any, label: str) -> list[str]:
+    """The `train.methods` an experiment that keeps only `methods` (and `sft`, which every
+    preference method starts from) deletes with `~train.methods.<m>`, in params order.
+    Raises ValueError (naming the `label` param) for an empty or unknown method list, or when
+    a kept method starts from a deleted one."""
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise ValueError(f"{label} must be a non-empty list of method names, got {methods!r}")
+    unknown = [m for m in methods if m not in trained]
+    if unknown:
+        raise ValueError(f"{label}: unknown method(s) {unknown}; train.methods has {list(trained)}")
+    kept = set(methods) | {m for m in ALWAYS_KEPT if m in trained}
+    for m in sorted(kept):
+        init = trained[m].get("init") if isinstance(trained[m], Mapping) else None
+        if init in trained and init not in kept:
+            raise ValueError(f"{label}: {m!r} starts from {init!r}, which the experiment would delete")
+    return [m for m in trained if m not in kept]
+
+
 def _spec(params: Mapping[str, Any]) -> tuple[list[str], list[int], dict[str, dict[str, Any]], list[str]]:
     """Validated `ablation` section: (methods, max_responses, variant -> flat overrides,
     methods to delete). Raises ValueError with the reason."""
@@ -145,17 +163,7 @@ def _spec(params: Mapping[str, Any]) -> tuple[list[str], list[int], dict[str, di
         raise ValueError("params.yaml has no `train.methods`")
 
     methods = spec.get("methods")
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
-        raise ValueError(f"ablation.methods must be a non-empty list of method names, got {methods!r}")
-    unknown = [m for m in methods if m not in trained]
-    if unknown:
-        raise ValueError(f"ablation.methods: unknown method(s) {unknown}; train.methods has {list(trained)}")
-    kept = set(methods) | {m for m in ALWAYS_KEPT if m in trained}
-    for m in sorted(kept):
-        init = trained[m].get("init") if isinstance(trained[m], Mapping) else None
-        if init in trained and init not in kept:
-            raise ValueError(f"ablation.methods: {m!r} starts from {init!r}, which the grid would delete")
-    deleted = [m for m in trained if m not in kept]
+    deleted = methods_to_delete(trained, methods, "ablation.methods")
 
     sizes = spec.get("max_responses")
     if (
@@ -387,18 +395,24 @@ def baseline_outs(show: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return ((baselines[0].get("data") or {}).get("outs") or {}) if baselines else {}
 
 
+def evaluation_table(root: Path, rev: str):
+    """An experiment's `data/evaluation/per_prompt.parquet` (one row per method and prompt),
+    read from the DVC cache at `rev`."""
+    import dvc.api
+    import pandas as pd
+
+    with dvc.api.open(EVALUATION_TABLE, repo=str(root), rev=rev, mode="rb") as f:
+        return pd.read_parquet(io.BytesIO(f.read()))
+
+
 def metrics_from_evaluation(root: Path, rev: str, confidence: float) -> dict[str, Any]:
     """`reports/metrics.json` of an experiment, rebuilt from its `data/evaluation/per_prompt.parquet`
     (read from the DVC cache at `rev`) with `evaluation.summarise` and `reporting.write_results`,
     as the `evaluate` stage builds it."""
-    import dvc.api
-    import pandas as pd
-
     from divwrite.evaluation import summarise
     from divwrite.reporting import write_results
 
-    with dvc.api.open(EVALUATION_TABLE, repo=str(root), rev=rev, mode="rb") as f:
-        table = pd.read_parquet(io.BytesIO(f.read()))
+    table = evaluation_table(root, rev)
     rows = [summarise(m, g.drop(columns="method"), confidence) for m, g in table.groupby("method", sort=False)]
     with tempfile.TemporaryDirectory() as tmp:
         return read_json(write_results(rows, tmp)["metrics_json"])

@@ -1,4 +1,4 @@
-"""`divwrite` command line: the pipeline under MLflow, the smoke profile, and the ablation grid."""
+"""`divwrite` command line: the pipeline under MLflow, the smoke profile, the ablation grid, the seeds."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     ablate.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
     ablate.add_argument("--force", action="store_true", help="re-run grid points this commit already has")
+    seeds = sub.add_parser("seeds", help="the claim over params `replicate.seeds` as queued DVC experiments -> reports/seeds.*")
+    seeds.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
+    seeds.add_argument("--collect-only", action="store_true", help="only test the claim on finished experiments")
+    seeds.add_argument("--force", action="store_true", help="re-run seeds this commit already has")
     args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
     if extra and args.command != "repro":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             collect_only=args.collect_only,
             force=args.force,
         )
+    if args.command == "seeds":
+        from divwrite.replication import run_seeds
+
+        return run_seeds(dry_run=args.dry_run, collect_only=args.collect_only, force=args.force)
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
 
 

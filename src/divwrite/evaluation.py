@@ -39,7 +39,9 @@ METRIC_COLUMNS: dict[str, str] = {
 # Ground-truth columns, built-in corpus only (its generator's detectors, `divwrite.corpus`).
 TRUTH_COLUMNS: dict[str, str] = {
     "archetype_coverage": "distinct plot archetypes among the samples (higher = more diverse)",
+    "archetype_entropy": "Shannon entropy (bits) of the samples' plot archetypes (higher = more diverse)",
     "style_coverage": "distinct writing styles among the samples (higher = more diverse)",
+    "style_entropy": "Shannon entropy (bits) of the samples' writing styles (higher = more diverse)",
     "true_quality": "mean latent quality of the samples (higher = better)",
     "on_topic": "share of samples that mention every element of the prompt (higher = better)",
 }
@@ -74,6 +76,18 @@ def human_samples(
     return out
 
 
+def label_entropy(labels: Sequence[str], ignore: str = "none") -> float:
+    """Shannon entropy in bits of the distribution of `labels` (those equal to `ignore`, the
+    detectors' "undecidable", left out): `-sum_c p_c log2 p_c`. 0.0 when fewer than two
+    labels remain or all are alike; log2(k) when k labels all differ."""
+    kept = [x for x in labels if x != ignore]
+    if not kept:
+        return 0.0
+    _, counts = np.unique(np.asarray(kept, dtype=object).astype(str), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 for a single label
+
+
 def _resolve(embedder: str | Embedder) -> Embedder:
     return load_embedder(embedder) if isinstance(embedder, str) else embedder
 
@@ -100,7 +114,9 @@ def evaluate_samples(
 
     - archetype_coverage: number of distinct `corpus.detect_archetype` labels among the
       samples, "none" (undecidable) not counted;
-    - style_coverage: the same with `corpus.detect_style`;
+    - archetype_entropy: Shannon entropy in bits of those labels' distribution among the
+      samples, "none" left out (`label_entropy`; 4 samples: 0 = all alike, 2 = all differ);
+    - style_coverage, style_entropy: the same with `corpus.detect_style`;
     - true_quality: mean `corpus.true_quality(text, elements)`;
     - on_topic: share of samples with `corpus.on_topic(text, elements)`.
 
@@ -147,10 +163,12 @@ def evaluate_samples(
         }
         if truth is not None:
             els = elements[pid]
-            archetypes = {truth.detect_archetype(t) for t in group} - {"none"}
-            styles = {truth.detect_style(t) for t in group} - {"none"}
-            row["archetype_coverage"] = float(len(archetypes))
-            row["style_coverage"] = float(len(styles))
+            archetypes = [truth.detect_archetype(t) for t in group]
+            styles = [truth.detect_style(t) for t in group]
+            row["archetype_coverage"] = float(len(set(archetypes) - {"none"}))
+            row["archetype_entropy"] = label_entropy(archetypes)
+            row["style_coverage"] = float(len(set(styles) - {"none"}))
+            row["style_entropy"] = label_entropy(styles)
             row["true_quality"] = float(np.mean([truth.true_quality(t, els) for t in group]))
             row["on_topic"] = float(np.mean([bool(truth.on_topic(t, els)) for t in group]))
         rows.append(row)

@@ -122,7 +122,7 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike) ->
     return paths
 
 
-def plot_quality_vs_diversity(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+def plot_quality_vs_diversity(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """The paper's Figure 2 as a PNG: quality (x) against semantic diversity (left) and style
     diversity (right), one point per method with its confidence interval on both axes,
     labelled; the human ("gold") row drawn as a black star with dotted guide lines.
@@ -181,7 +181,8 @@ def plot_quality_vs_diversity(rows: Sequence[dict[str, Any]], path: str | os.Pat
     if handles:
         axes[0].legend(handles, labels, fontsize=7, loc="best")
     fig.suptitle(
-        "Quality vs diversity per method (cf. Chung et al. 2025, Fig. 2); bars: confidence intervals over prompts",
+        "Quality vs diversity per method (cf. Chung et al. 2025, Fig. 2); bars: confidence intervals over prompts"
+        + (f"; {title}" if title else ""),
         fontsize=10,
     )
     fig.tight_layout()
