@@ -1,21 +1,23 @@
 """evaluate: quality, semantic and style diversity (and the ground truth on the built-in
 corpus) of every method's samples and of the human responses; results, table, figure.
 
-Writes reports/results.json (fixed shape), reports/results.md, reports/metrics.json (DVC
-metrics), reports/plots/quality_vs_diversity.csv (DVC plot) and the Figure-2 PNG, and
-nests one MLflow run per method under this stage's run so `mlflow ui` compares methods.
+Writes reports/results.json (fixed shape), reports/comparisons.json (paired tests over
+prompts), reports/results.md (tables, figures, sample generations), reports/metrics.json
+(DVC metrics), reports/plots/*.csv (DVC plots) and the figures (Figure 2, Figures 4-5, the
+Pareto front) as PNGs, logged to this stage's MLflow run; one nested MLflow run per method
+so `mlflow ui` compares methods.
 """
 
 import mlflow
 import pandas as pd
 
 from divwrite.embedders import load_embedder
-from divwrite.evaluation import evaluate_samples, human_samples, summarise
+from divwrite.evaluation import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
 from divwrite.records import RESPONSE_COLUMNS, write_table
-from divwrite.reporting import plot_quality_vs_diversity, write_results
+from divwrite.reporting import FIGURES, plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity, write_results
 from divwrite.reward import SequenceRewardModel
 from divwrite.stage import read_input, run_stage
-from divwrite.tracking import log_metrics
+from divwrite.tracking import log_artifact, log_metrics
 
 
 def samples_by_prompt(gen: pd.DataFrame, prompt_ids: set[str]) -> dict[str, list[str]]:
@@ -55,9 +57,15 @@ def main(params: dict) -> dict:
         per_prompt.append(table.assign(method=method))
         with mlflow.start_run(run_name=f"eval/{method}", nested=True, tags={"divwrite.method": method}):
             log_metrics({k: v["mean"] for k, v in rows[-1].items() if isinstance(v, dict)})
-    write_table(pd.concat(per_prompt), "data/evaluation/per_prompt.parquet")
-    write_results(rows, "reports")
-    plot_quality_vs_diversity(rows, "reports/quality_vs_diversity.png")
+    table = pd.concat(per_prompt)
+    write_table(table, "data/evaluation/per_prompt.parquet")
+    pairs = comparison_pairs(params["train"]["methods"]) + [(m, "human") for m in generations]
+    comparisons = compare_methods(table, pairs, cfg["confidence"])
+    example = min(sets["human"] or evaluated)  # Table 1: the first prompt (by id) with a human row
+    examples = (prompts[example], {m: s[example] for m, s in sets.items() if example in s})
+    for name, plot in zip(FIGURES, (plot_quality_vs_diversity, plot_lexical_diversity, plot_pareto)):
+        log_artifact(plot(rows, f"reports/{name}"), artifact_path="figures")
+    write_results(rows, "reports", comparisons=comparisons, examples=examples, figures=list(FIGURES))
     return {r["method"]: {k: v["mean"] for k, v in r.items() if isinstance(v, dict)} for r in rows}
 
 

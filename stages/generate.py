@@ -1,10 +1,11 @@
-"""generate: `n_samples` responses per test prompt from one method's model (`python stages/generate.py <method>`)."""
+"""generate: `n_samples` responses per test prompt from one method's model (`python stages/generate.py <method>`),
+with transformers (default) or vLLM (`generate.backend: vllm`, GPU)."""
 
 import sys
 
 import pandas as pd
 
-from divwrite.generation import generate_samples, load_generator
+from divwrite.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
 from divwrite.records import RESPONSE_COLUMNS, write_table
 from divwrite.stage import read_input, run_stage
 
@@ -19,20 +20,24 @@ def test_prompts(max_prompts: int) -> pd.DataFrame:
 def main(params: dict, method: str) -> dict:
     cfg = params["generate"]
     prompts = test_prompts(params["evaluate"]["max_prompts"])
-    model, tokenizer = load_generator(f"models/{method}")
-    samples = generate_samples(
-        model,
-        tokenizer,
-        list(prompts["prompt"]),
+    settings = dict(
         n_samples=cfg["n_samples"],
         max_new_tokens=cfg["max_new_tokens"],
         temperature=cfg["temperature"],
         top_k=cfg["top_k"],
         top_p=cfg["top_p"],
         repetition_penalty=cfg["repetition_penalty"],
-        batch_size=cfg["batch_size"],
         seed=params["seed"],
     )
+    backend = cfg.get("backend", "transformers")
+    if backend not in BACKENDS:
+        raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
+    trust = bool(params["model"].get("trust_remote_code", False))
+    if backend == "vllm":
+        samples = generate_samples_vllm(f"models/{method}", list(prompts["prompt"]), trust_remote_code=trust, **settings)
+    else:
+        model, tokenizer = load_generator(f"models/{method}", trust_remote_code=trust)
+        samples = generate_samples(model, tokenizer, list(prompts["prompt"]), batch_size=cfg["batch_size"], **settings)
     rows = [
         {"prompt_id": pid, "prompt": prompt, "sample_index": i, "text": text}
         for pid, prompt, texts in zip(prompts["prompt_id"], prompts["prompt"], samples)
@@ -45,4 +50,4 @@ def main(params: dict, method: str) -> dict:
 
 if __name__ == "__main__":
     method = sys.argv[1]
-    run_stage(f"generate@{method}", lambda p: main(p, method), ["seed", "generate"])
+    run_stage(f"generate@{method}", lambda p: main(p, method), ["seed", "generate", "model"])

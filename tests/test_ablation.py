@@ -310,12 +310,12 @@ def test_grid_runs_as_queued_experiments(tmp_path):
     run(root, "git", "add", "-A")
     run(root, *git, "commit", "-qm", "project")
     run(root, sys.executable, "-m", "dvc", "repro")
-    run(root, "git", "add", "dvc.lock")
+    run(root, "git", "add", "dvc.lock", "reports")  # metrics, plots, results: committed, as in this repo
     run(root, *git, "commit", "-qm", "baseline")
 
     out = run(root, sys.executable, "-m", "divwrite.cli", "ablate", "--max-responses", "4",
               "--variants", "plain", "high-quality")  # fmt: skip
-    assert "-C checkpoints -C reports" in out
+    assert "-C checkpoints" in out and "-C reports" not in out  # reports/ is in git: not copied
 
     show = ablation.exp_show(root)
     found = experiments(show)
@@ -332,7 +332,7 @@ def test_grid_runs_as_queued_experiments(tmp_path):
         assert "Stage 'train@sft' didn't change, skipping" in log
         assert "Running stage 'train@dpo'" in log and "Running stage 'train@ddpo-both'" in log
         assert "train@orpo" not in log
-        assert "Running stage 'ingest'" not in log  # -C: the git-ignored reports came along
+        assert "Running stage 'ingest'" not in log  # the committed reports and -C checkpoints came along
     assert found["abl-mr4-plain"].params["deviate"]["max_responses"] == 4
     assert found["abl-mr4-plain"].params["deviate"]["high_quality_first"] is False
     assert found["abl-mr4-high-quality"].params["deviate"]["max_responses"] == 4
@@ -340,11 +340,25 @@ def test_grid_runs_as_queued_experiments(tmp_path):
 
     rows = json.loads((root / "reports/ablation.json").read_text())
     assert [r["name"] for r in rows] == names
-    # reports/ is git-ignored, so the metrics came from each experiment's evaluation table;
-    # rebuilt that way, the baseline's are exactly the reports/metrics.json evaluate wrote.
-    assert {r["metrics_source"] for r in rows} == {"data/evaluation/per_prompt.parquet (DVC cache)"}
+    # reports/ is committed, so the experiment commits carry their metrics; rebuilt from the
+    # evaluation table instead (a project that ignores reports/), they are the same numbers.
+    assert {r["metrics_source"] for r in rows} == {"reports/metrics.json"}
     head = run(root, "git", "rev-parse", "HEAD").strip()
     assert ablation.metrics_from_evaluation(root, head, 0.95) == json.loads((root / "reports/metrics.json").read_text())
+    for name in names:
+        assert ablation.metrics_from_evaluation(root, found[name].rev, 0.95) == found[name].metrics
+
+    # `dvc metrics diff` / `dvc plots diff` between the baseline and an experiment
+    rev = found["abl-mr4-high-quality"].rev
+    diff = json.loads(run(root, sys.executable, "-m", "dvc", "metrics", "diff", head, rev, "--json"))
+    changed = diff["reports/metrics.json"]
+    assert "ddpo-both.semantic_diversity" in changed and "sft.quality" not in changed  # sft is shared
+    entry = changed["ddpo-both.semantic_diversity"]
+    assert entry["new"] == found["abl-mr4-high-quality"].metrics["ddpo-both"]["semantic_diversity"]
+    plots = json.loads(run(root, sys.executable, "-m", "dvc", "plots", "diff", head, rev, "--json"))
+    assert not plots.get("errors"), plots.get("errors")
+    assert {"Quality vs semantic diversity", "Lexical diversity", "reports/pareto.png"} <= set(plots["data"])
+    assert len(plots["data"]["Quality vs semantic diversity"][0]["revisions"]) == 2  # baseline and experiment
     for row in rows:
         assert row["state"] == "success" and row["rev"] == found[row["name"]].rev
         assert set(row["metrics"]) == {*GRID_METHODS, "human"}

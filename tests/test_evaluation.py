@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 from divwrite.embedders import load_embedder
-from divwrite.evaluation import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS, evaluate_samples, human_samples, label_entropy, summarise
+from divwrite.evaluation import (
+    ALL_METRICS,
+    METRIC_COLUMNS,
+    TRUTH_COLUMNS,
+    compare_methods,
+    comparison_pairs,
+    evaluate_samples,
+    human_samples,
+    label_entropy,
+    summarise,
+)
 from divwrite.metrics import (
     compression_ratio,
     homogenization_rouge_l,
@@ -216,3 +226,43 @@ def test_summarise_fixed_shape() -> None:
 def test_label_entropy_hand_computed(labels, bits) -> None:
     assert label_entropy(labels) == pytest.approx(bits, abs=1e-15)
     assert label_entropy(labels) >= 0.0 and str(label_entropy(labels)) != "-0.0"
+
+
+PARAMS_METHODS = {
+    "sft": {"init": "base", "loss": "sft", "data": "filtered"},
+    "dpo": {"init": "sft", "loss": "dpo", "data": "selected"},
+    "ddpo-both": {"init": "sft", "loss": "dpo", "data": "weighted", "weights": "both"},
+    "orpo": {"init": "sft", "loss": "orpo", "data": "selected"},
+    "dorpo-sem": {"init": "sft", "loss": "orpo", "data": "weighted", "weights": "sem"},
+    "divpo": {"init": "sft", "loss": "dpo", "data": "divpo"},
+}
+
+
+def test_comparison_pairs_follow_the_methods_table() -> None:
+    assert comparison_pairs(PARAMS_METHODS) == [
+        ("dpo", "sft"),
+        ("ddpo-both", "sft"), ("ddpo-both", "dpo"),
+        ("orpo", "sft"),
+        ("dorpo-sem", "sft"), ("dorpo-sem", "orpo"),
+        ("divpo", "sft"), ("divpo", "dpo"),
+    ]  # fmt: skip
+
+
+def test_compare_methods_pairs_prompts_by_id() -> None:
+    table = pd.DataFrame(
+        {
+            "method": ["dpo"] * 3 + ["ddpo-both"] * 3,
+            "prompt_id": ["p1", "p2", "p3", "p3", "p2", "p1"],
+            "quality": [1.0, 2.0, 3.0, 2.0, 2.5, 1.5],  # ddpo - dpo by prompt: 0.5, 0.5, -1.0
+            "homogenization": [0.5, 0.5, 0.5, 0.1, 0.2, 0.3],  # -0.2, -0.3, -0.4: lower is better
+        }
+    )
+    out = compare_methods(table, [("ddpo-both", "dpo"), ("ddpo-both", "missing")])
+    assert [(c["a"], c["b"], c["metric"]) for c in out] == [
+        ("ddpo-both", "dpo", "quality"), ("ddpo-both", "dpo", "homogenization"),
+    ]  # fmt: skip
+    quality, homog = out
+    assert quality["mean_diff"] == pytest.approx(0.0) and quality["better"] == "tie" and quality["n"] == 3
+    assert homog["mean_diff"] == pytest.approx(-0.3)
+    assert homog["ci_high"] == pytest.approx(-0.3 + 4.302652729911275 * 0.1 / np.sqrt(3))
+    assert homog["better"] == "a"  # lower homogenization = more diverse

@@ -81,3 +81,26 @@ def test_load_generator_round_trip(setup, tmp_path):
     kwargs = dict(n_samples=2, max_new_tokens=8, batch_size=4, seed=3, show_progress=False)
     assert not loaded.training
     assert generate_samples(loaded, loaded_tok, PROMPTS, **kwargs) == generate_samples(model, tokenizer, PROMPTS, **kwargs)
+
+
+def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
+    """`divwrite.generation` never imports vLLM; choosing it without the package is a clear
+    ImportError; the paper's settings map onto vLLM's SamplingParams names."""
+    import subprocess
+    import sys
+
+    code = "import sys, divwrite.generation; print('vllm' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    from divwrite.generation import generate_samples_vllm, vllm_sampling_kwargs
+
+    settings = dict(n_samples=4, max_new_tokens=160, temperature=1.0, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=7)
+    assert vllm_sampling_kwargs(**settings) == {
+        "n": 4, "max_tokens": 160, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.1, "seed": 7,
+    }  # fmt: skip
+    greedy = vllm_sampling_kwargs(**{**settings, "temperature": 0.0})
+    assert (greedy["temperature"], greedy["top_k"], greedy["top_p"]) == (0.0, -1, 1.0)
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install vllm"):
+            generate_samples_vllm(tmp_path, ["a prompt"], **{k: v for k, v in settings.items()})

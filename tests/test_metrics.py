@@ -17,6 +17,7 @@ from divwrite.metrics import (
     mean_ci,
     mean_pairwise_cosine_distance,
     ngram_diversity,
+    paired_comparison,
     paired_test,
 )
 
@@ -228,3 +229,22 @@ def test_paired_test_degenerate_cases() -> None:
         paired_test([1.0], [2.0])
     with pytest.raises(ValueError):
         paired_test([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_paired_comparison_by_hand() -> None:
+    # d = a - b = [0.1, 0.2, -0.05, 0.3]: mean 0.1375, sd 0.149303..., t_{0.975,3} = 3.182446
+    a = pd.Series([0.5, 0.7, 0.4, 0.9], index=["p1", "p2", "p3", "p4"])
+    b = pd.Series([0.6, 0.45, 0.5, 0.4], index=["p4", "p3", "p2", "p1"])  # aligned on prompt id
+    res = paired_comparison(a, b)
+    d = np.array([0.1, 0.2, -0.05, 0.3])
+    half = 3.182446305284263 * d.std(ddof=1) / 2.0
+    assert res["mean_diff"] == pytest.approx(0.1375)
+    assert res["ci_low"] == pytest.approx(0.1375 - half) and res["ci_high"] == pytest.approx(0.1375 + half)
+    assert res["p_value"] == pytest.approx(paired_test(a, b)["p_value"])
+    assert res["better"] == "tie"  # the interval [-0.100, 0.375] contains 0
+    up = paired_comparison(a + 1.0, b)  # a far ahead: "a" on a higher-is-better metric ...
+    assert up["better"] == "a" and up["ci_low"] > 0
+    assert paired_comparison(a + 1.0, b, lower_is_better=True)["better"] == "b"  # ... "b" on a lower-is-better one
+    exact = pd.Series([0.5, 0.25, 0.75, 1.0], index=a.index)
+    shifted = paired_comparison(exact + 0.5, exact)  # constant difference: p = 0, t infinite -> None (JSON)
+    assert shifted["t"] is None and shifted["p_value"] == 0.0 and shifted["better"] == "a"

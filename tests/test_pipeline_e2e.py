@@ -14,6 +14,9 @@ import pytest
 import yaml
 from conftest import run_in_scratch_copy
 
+from divwrite.evaluation import ALL_METRICS
+from divwrite.reporting import FIGURES
+
 pytestmark = pytest.mark.slow
 
 METHODS = ["sft", "dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "orpo", "dorpo-sem", "dorpo-sty", "dorpo-both", "divpo", "human"]
@@ -45,14 +48,25 @@ def test_results_have_a_finite_row_per_method(smoke):
     assert [r["method"] for r in rows] == METHODS
     for row in rows:
         assert row["n_prompts"] > 0
-        for metric in METRICS + ["archetype_coverage", "style_coverage", "true_quality"]:
+        for metric in ALL_METRICS:
             cell = row[metric]
             assert set(cell) == {"mean", "ci_low", "ci_high"}
             assert all(math.isfinite(cell[k]) for k in cell)
             assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"]
     md = (smoke / "reports/results.md").read_text()
     assert all(f"| {m} " in md for m in METHODS)
-    assert (smoke / "reports/quality_vs_diversity.png").stat().st_size > 10_000
+    for figure in FIGURES:
+        assert (smoke / "reports" / figure).stat().st_size > 10_000
+        assert f"]({figure})" in md
+    assert "| ddpo-both vs dpo |" in md and "## Sample generations" in md
+    comparisons = json.loads((smoke / "reports/comparisons.json").read_text())
+    pairs = {(c["a"], c["b"]) for c in comparisons}
+    assert {("ddpo-both", "dpo"), ("dorpo-both", "orpo"), ("divpo", "dpo"), ("dpo", "sft"), ("dpo", "human")} <= pairs
+    assert all(0.0 <= c["p_value"] <= 1.0 and c["ci_low"] <= c["mean_diff"] <= c["ci_high"] for c in comparisons)
+    plots = json.loads(dvc(smoke, "plots", "show", "--json"))
+    assert not plots.get("errors"), plots.get("errors")
+    names = {"Quality vs semantic diversity", "Quality vs style diversity", "Lexical diversity"}
+    assert names | {f"reports/{f}" for f in FIGURES} <= set(plots["data"])
     metrics = json.loads((smoke / "reports/metrics.json").read_text())
     assert set(metrics) == set(METHODS)
 

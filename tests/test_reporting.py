@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from divwrite.evaluation import METRIC_COLUMNS, TRUTH_COLUMNS
-from divwrite.reporting import FIG_DPI, FIG_SIZE_IN, plot_quality_vs_diversity, validate_rows, write_results
+from divwrite.reporting import (
+    FIG_DPI,
+    FIG_SIZE_IN,
+    pareto_front,
+    plot_ablation,
+    plot_lexical_diversity,
+    plot_pareto,
+    plot_quality_vs_diversity,
+    validate_rows,
+    write_results,
+)
 
 
 def _stat(mean: float, half: float) -> dict[str, float]:
@@ -65,7 +75,9 @@ def test_markdown_one_line_per_method_and_numbers_match_json(tmp_path: Path) -> 
     rows = make_rows()
     paths = write_results(rows, tmp_path)
     results = json.loads(paths["results_json"].read_text())
-    table = [line for line in paths["results_md"].read_text().splitlines() if line.startswith("|")]
+    lines = paths["results_md"].read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = [line for line in lines[start:] if line.startswith("|")][: len(rows) + 2]  # the first table
     header = [c.strip() for c in table[0].strip("|").split("|")]
     assert header == ["method", "n_prompts", *METRIC_COLUMNS, *TRUTH_COLUMNS]
     body = table[2:]
@@ -123,3 +135,53 @@ def test_validate_rows_rejects_bad_shapes() -> None:
     bad[1]["extra"] = {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0}
     with pytest.raises(ValueError):
         validate_rows(bad)
+
+
+def test_pareto_front_by_hand() -> None:
+    points = {"a": (0.1, 0.9), "b": (0.5, 0.5), "c": (0.4, 0.4), "d": (0.9, 0.1), "e": (0.5, 0.2), "f": (0.1, 0.9)}
+    # c is dominated by b, e by b; a and f tie (neither dominates the other)
+    assert pareto_front(points) == ["a", "f", "b", "d"]
+    assert pareto_front({"only": (0.0, 0.0)}) == ["only"]
+
+
+def test_results_md_holds_comparisons_figures_and_examples(tmp_path: Path) -> None:
+    rows = make_rows()
+    comparisons = [
+        {"a": "ddpo-both", "b": "dpo", "metric": "quality", "mean_diff": -0.0123, "p_value": 0.2, "ci_low": -0.03,
+         "ci_high": 0.01, "t": -1.3, "n": 36, "better": "tie"},
+        {"a": "ddpo-both", "b": "dpo", "metric": "semantic_diversity", "mean_diff": 0.031, "p_value": 0.0012,
+         "ci_low": 0.01, "ci_high": 0.05, "t": 3.5, "n": 36, "better": "a"},
+    ]  # fmt: skip
+    story = " ".join(f"w{i}" for i in range(100))
+    examples = ("A dragon | a key.", {"dpo": [story, "short one"], "human": ["by a person"]})
+    paths = write_results(rows, tmp_path, comparisons=comparisons, examples=examples, figures=["pareto.png"])
+    assert json.loads(paths["comparisons_json"].read_text()) == comparisons
+    md = paths["results_md"].read_text()
+    assert "| ddpo-both vs dpo | -0.012 (p=0.2) | **+0.031 (p=0.0012)** |" in md
+    assert "![Pareto front of quality vs diversity](pareto.png)" in md
+    assert "Prompt: *A dragon \\| a key.*" in md
+    dpo_line = next(line for line in md.splitlines() if line.startswith("| dpo | 1. "))
+    assert "w59 ..." in dpo_line and "w60" not in dpo_line and "2. short one" in dpo_line
+    assert (tmp_path / "plots" / "lexical_diversity.csv").read_text().splitlines()[0].startswith(
+        "method,compression_ratio,compression_ratio_ci_low"
+    )
+
+
+@pytest.mark.parametrize("plot", [plot_lexical_diversity, plot_pareto])
+def test_more_figures_are_stable_pngs(tmp_path: Path, plot) -> None:
+    import matplotlib.image
+
+    a, b = plot(make_rows(), tmp_path / "a.png"), plot(make_rows(), tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 10_000
+    assert matplotlib.image.imread(a).ndim == 3
+
+
+def test_ablation_figure_from_ablation_rows(tmp_path: Path) -> None:
+    rows = [
+        {"name": f"abl-mr{n or 'all'}-{v}", "max_responses": n, "variant": v, "state": "success",
+         "metrics": {m: {"quality": 0.1 * k, "semantic_diversity": 0.5, "style_diversity": 0.2}
+                     for k, m in enumerate(["sft", "dpo", "human"])}}
+        for n in (4, 0) for v in ("plain", "high-quality")
+    ] + [{"name": "abl-mr8-plain", "max_responses": 8, "variant": "plain", "state": "failed"}]  # fmt: skip
+    path = plot_ablation(rows, tmp_path / "ablation.png")
+    assert path.stat().st_size > 10_000

@@ -84,3 +84,29 @@ def test_input_table_is_logged_with_dvc_md5_as_digest(store):
     (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     assert logged.dataset.digest == file_md5(store / "t.parquet")
     assert logged.dataset.name == "t.parquet"
+
+
+def test_compare_prints_two_runs_side_by_side(store, capsys):
+    """`divwrite compare` finds runs by name (latest) or id in the real store."""
+    from divwrite.cli import main
+
+    exp_id = configure("divwrite")
+    with mlflow.start_run(experiment_id=exp_id, run_name="train@dpo") as old:
+        mlflow.log_params({"dpo.beta": 0.5, "seed": 1})
+    with mlflow.start_run(experiment_id=exp_id, run_name="train@dpo") as a:
+        mlflow.log_params({"dpo.beta": 0.1, "seed": 1, "weights": "none"})
+        mlflow.log_metrics({"loss": 0.5, "steps": 10})
+    with mlflow.start_run(experiment_id=exp_id, run_name="train@ddpo-both") as b:
+        mlflow.log_params({"dpo.beta": 0.1, "seed": 1, "weights": "both"})
+        mlflow.log_metrics({"loss": 0.75, "only_b": 2})
+    assert main(["compare", "train@dpo", b.info.run_id]) == 0
+    out = capsys.readouterr().out.splitlines()
+    name_a, name_b = f"train@dpo ({a.info.run_id[:8]})", f"train@ddpo-both ({b.info.run_id[:8]})"
+    assert out[0] == f"| metric | {name_a} | {name_b} | b - a |"  # the latest train@dpo, not `old`
+    assert "| loss | 0.5 | 0.75 | 0.25 |" in out
+    assert "| only_b | - | 2 | - |" in out and "| steps | 10 | - | - |" in out
+    assert [line for line in out if line.startswith("| weights ")] == ["| weights | none | both |"]
+    assert not any(line.startswith("| seed ") for line in out)  # equal params are left out
+    assert old.info.run_id[:8] not in "\n".join(out)
+    assert main(["compare", "train@dpo", "no-such-run"]) == 2
+    assert "no MLflow run with id or name 'no-such-run'" in capsys.readouterr().err

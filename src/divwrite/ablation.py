@@ -58,7 +58,12 @@ PREFIX = "abl"
 ALWAYS_KEPT = ("sft",)  # every preference method starts from it
 METRICS_FILE = "reports/metrics.json"
 EVALUATION_TABLE = "data/evaluation/per_prompt.parquet"
-RESULT_FILES = {"json": "reports/ablation.json", "csv": "reports/ablation.csv", "md": "reports/ablation.md"}
+RESULT_FILES = {
+    "json": "reports/ablation.json",
+    "csv": "reports/ablation.csv",
+    "md": "reports/ablation.md",
+    "png": "reports/ablation.png",
+}
 # `dvc exp show` executor states, best first: a grid point keeps its best experiment.
 STATE_RANK = {"success": 0, "running": 1, "queued": 2, "failed": 3}
 _VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -484,8 +489,9 @@ def _metric_names(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, Path]:
-    """`reports/ablation.json` (the rows), `.csv` (one line per experiment and method) and
-    `.md` (the same as a table) under `root`."""
+    """`reports/ablation.json` (the rows), `.csv` (one line per experiment and method), `.md`
+    (the same as a table) and `.png` (Figure 3, `reporting.plot_ablation`, when any grid point
+    has results) under `root`."""
     paths = {k: root / v for k, v in RESULT_FILES.items()}
     write_json(list(rows), paths["json"])
     names = _metric_names(rows)
@@ -514,6 +520,11 @@ def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, P
         "|---|---:|---|---|" + "---:|" * len(names),
     ]
     md += ["| " + " | ".join(cell(v) for v in line) + " |" for line in lines]
+    if any(r.get("metrics") for r in rows):
+        from divwrite.reporting import plot_ablation
+
+        plot_ablation(rows, paths["png"])
+        md += ["", "![Figure 3: quality and diversity against responses per prompt](ablation.png)"]
     missing = [f"{r['name']} ({r['state']})" for r in rows if not r.get("metrics")]
     if missing:
         md += ["", "No results: " + ", ".join(missing)]

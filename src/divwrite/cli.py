@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     seeds.add_argument("--collect-only", action="store_true", help="only test the claim on finished experiments")
     seeds.add_argument("--force", action="store_true", help="re-run seeds this commit already has")
+    compare = sub.add_parser("compare", help="two MLflow runs (id or run name) side by side: metrics, differing params")
+    compare.add_argument("run_a", help="run id or name, e.g. eval/dpo")
+    compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
+    compare.add_argument("--experiment", default=None, help="look names up in this MLflow experiment only")
+    compare.add_argument("--all-params", action="store_true", help="list every param, not only those that differ")
     args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
     if extra and args.command != "repro":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -44,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
             collect_only=args.collect_only,
             force=args.force,
         )
+    if args.command == "compare":
+        from divwrite.tracking import compare_runs, configure, find_run
+
+        configure(args.experiment or "divwrite", Path.cwd())
+        try:
+            runs = [find_run(ref, args.experiment) for ref in (args.run_a, args.run_b)]
+        except LookupError as err:
+            print(f"divwrite: {err}", file=sys.stderr)
+            return 2
+        print(compare_runs(*runs, all_params=args.all_params), end="")
+        return 0
     if args.command == "seeds":
         from divwrite.replication import run_seeds
 

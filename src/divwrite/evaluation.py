@@ -25,6 +25,7 @@ from divwrite.metrics import (
     mean_ci,
     mean_pairwise_cosine_distance,
     ngram_diversity,
+    paired_comparison,
 )
 
 # Per-prompt metric columns, in report order, with a one-line reading of each.
@@ -46,6 +47,8 @@ TRUTH_COLUMNS: dict[str, str] = {
     "on_topic": "share of samples that mention every element of the prompt (higher = better)",
 }
 ALL_METRICS: list[str] = [*METRIC_COLUMNS, *TRUTH_COLUMNS]
+# Metrics where the lower value is the better (more diverse) one; for every other: higher.
+LOWER_IS_BETTER: frozenset[str] = frozenset({"compression_ratio", "homogenization"})
 
 
 class RewardModel(Protocol):
@@ -187,3 +190,48 @@ def summarise(method: str, per_prompt_df: pd.DataFrame, confidence: float = 0.95
         if name in per_prompt_df.columns:
             row[name] = mean_ci(per_prompt_df[name].to_numpy(dtype=np.float64), confidence)
     return row
+
+
+def comparison_pairs(methods: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The comparisons the paper makes, derived from `train.methods`: every method trained
+    from another (`init`) against it (e.g. dpo vs sft), and every method with deviation
+    `weights` or its own pairs (`data` other than `selected`, e.g. ddpo-both, divpo) against
+    the plain method of the same loss trained on `selected` (e.g. dpo). Pairs (a, b): a is
+    compared with b; in params order, no duplicates."""
+    pairs: list[tuple[str, str]] = []
+    plain = {
+        cfg.get("loss"): name
+        for name, cfg in reversed(list(methods.items()))
+        if cfg.get("data") == "selected" and not cfg.get("weights")
+    }
+    for name, cfg in methods.items():
+        if cfg.get("init") in methods:
+            pairs.append((name, cfg["init"]))
+        base = plain.get(cfg.get("loss"))
+        if base is not None and base != name and (cfg.get("weights") or cfg.get("data") != "selected"):
+            pairs.append((name, base))
+    return list(dict.fromkeys(pairs))
+
+
+def compare_methods(
+    per_prompt: pd.DataFrame, pairs: Sequence[tuple[str, str]], confidence: float = 0.95
+) -> list[dict[str, Any]]:
+    """Paired comparisons over prompts (`metrics.paired_comparison`) of each pair (a, b) on
+    every metric of the per-prompt table (columns `method`, `prompt_id`, the metrics): one
+    `{"a", "b", "metric", "mean_diff", "ci_low", "ci_high", "t", "p_value", "n", "better"}`
+    per pair and metric. Pairs whose methods are not both in the table are skipped."""
+    present = set(per_prompt["method"])
+    metrics = [m for m in ALL_METRICS if m in per_prompt.columns]
+    series = {
+        (m, metric): pd.Series(g[metric].to_numpy(dtype=np.float64), index=g["prompt_id"].astype(str))
+        for m, g in per_prompt.groupby("method", sort=False)
+        for metric in metrics
+    }
+    out = []
+    for a, b in pairs:
+        if a not in present or b not in present:
+            continue
+        for metric in metrics:
+            res = paired_comparison(series[a, metric], series[b, metric], metric in LOWER_IS_BETTER, confidence)
+            out.append({"a": a, "b": b, "metric": metric, **res})
+    return out

@@ -18,6 +18,7 @@ import gzip
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 from functools import lru_cache
 from itertools import combinations
 
@@ -198,3 +199,21 @@ def paired_test(a: Values, b: Values) -> dict[str, float]:
         res = stats.ttest_rel(x, y)
         t, p = float(res.statistic), float(res.pvalue)
     return {"mean_diff": mean_diff, "t": t, "p_value": p, "n": int(x.size)}
+
+
+def paired_comparison(a: pd.Series, b: pd.Series, lower_is_better: bool = False, confidence: float = 0.95) -> dict[str, Any]:
+    """Paired comparison over prompts of method a against method b on one metric (Series
+    indexed by prompt id, aligned on the shared prompts): `paired_test`'s mean difference
+    a - b, t (None where the difference is a non-zero constant: infinite), p and n, the Student-t interval of the difference (`ci_low`, `ci_high`,
+    `mean_ci` of a - b), and `better`: "a" or "b" when the interval excludes 0 (given the
+    metric's direction), else "tie"."""
+    a, b = a.align(b, join="inner")
+    test = paired_test(a, b)
+    ci = mean_ci((a - b).to_numpy(dtype=np.float64), confidence)
+    better = "tie"
+    if ci["ci_low"] > 0 or ci["ci_high"] < 0:
+        a_higher = ci["mean"] > 0
+        better = "a" if a_higher != lower_is_better else "b"
+    if not math.isfinite(test["t"]):  # a constant non-zero difference: t = +/-inf, kept JSON-safe
+        test["t"] = None
+    return {**test, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "better": better}

@@ -40,16 +40,14 @@ import numpy as np
 import pandas as pd
 
 from divwrite import ablation
-from divwrite.evaluation import ALL_METRICS, summarise
-from divwrite.metrics import mean_ci, paired_test
+from divwrite.evaluation import ALL_METRICS, LOWER_IS_BETTER, summarise
+from divwrite.metrics import paired_comparison, paired_test
 from divwrite.records import atomic_path, write_json
 
 PREFIX = "seed"
 WORKSPACE = "workspace"
 RESULT_FILES = {"json": "reports/seeds.json", "md": "reports/seeds.md", "png": "reports/seeds.png"}
 DIVERSITY_CLAIM = ["semantic_diversity", "style_diversity", "archetype_coverage"]
-# Metrics where a lower value is the better (more diverse) one; every other metric: higher.
-LOWER_IS_BETTER = {"compression_ratio", "homogenization"}
 
 
 @dataclass(frozen=True)
@@ -134,20 +132,6 @@ def seed_averaged(tables: Mapping[Any, pd.DataFrame], methods: Sequence[str]) ->
     return averaged.sort_values(["method", "prompt_id"], key=lambda c: c.map(order) if c.name == "method" else c)
 
 
-def compare(a: pd.Series, b: pd.Series, metric: str, confidence: float = 0.95) -> dict[str, Any]:
-    """Paired comparison over prompts of a against b on one metric: mean difference a - b
-    with its Student-t interval, t, p (`metrics.paired_test`), n, and which is better given
-    the metric's direction ("a", "b" or "tie": the interval contains 0)."""
-    a, b = a.align(b, join="inner")
-    test = paired_test(a, b)
-    ci = mean_ci((a - b).to_numpy(), confidence)
-    better = "tie"
-    if ci["ci_low"] > 0 or ci["ci_high"] < 0:
-        ahead = ci["mean"] > 0
-        better = ("b" if ahead else "a") if metric in LOWER_IS_BETTER else ("a" if ahead else "b")
-    return {**test, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "better": better}
-
-
 def claim_test(
     tables: Mapping[Any, pd.DataFrame],
     comparisons: Sequence[tuple[str, str]],
@@ -164,7 +148,9 @@ def claim_test(
     for a, b in comparisons:
         per_metric: dict[str, Any] = {}
         for metric in metrics:
-            pooled = compare(_by_prompt(averaged, a, metric), _by_prompt(averaged, b, metric), metric, confidence)
+            pooled = paired_comparison(
+                _by_prompt(averaged, a, metric), _by_prompt(averaged, b, metric), metric in LOWER_IS_BETTER, confidence
+            )
             per_seed = {}
             for seed, table in tables.items():
                 x, y = _by_prompt(table, a, metric), _by_prompt(table, b, metric)
@@ -271,7 +257,7 @@ def write_seeds(
     write_json({"rows": rows, "claims": claims, "per_seed_means": per_seed_means}, paths["json"])
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(seeds_markdown(rows, claims, spec.alpha), encoding="utf-8")
-    plot_quality_vs_diversity(rows, paths["png"], title=f"seed-averaged over {len(tables)} seeds")
+    plot_quality_vs_diversity(rows, paths["png"], subtitle=f"seed-averaged over {len(tables)} seeds")
     return paths
 
 

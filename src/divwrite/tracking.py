@@ -154,3 +154,55 @@ def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str 
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run
         mlflow.log_metric("stage_seconds", time.perf_counter() - start)
+
+
+def find_run(ref: str, experiment: str | None = None) -> Any:
+    """An MLflow run by id, or by run name (the most recent run of that name, e.g.
+    `eval/ddpo-both`, `train@dpo`, `pipeline`); LookupError when there is none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(ref)
+    except MlflowException:
+        pass
+    names = [experiment] if experiment else None
+    escaped = ref.replace("'", "\\'")
+    runs = mlflow.search_runs(
+        experiment_names=names,
+        search_all_experiments=names is None,
+        filter_string=f"attributes.run_name = '{escaped}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise LookupError(f"no MLflow run with id or name {ref!r} in {tracking_uri()}")
+    return runs[0]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def compare_runs(a: Any, b: Any, all_params: bool = False) -> str:
+    """Two MLflow runs side by side as markdown: the metrics of either (with b - a), then
+    the params that differ (every param with `all_params`)."""
+    ma, mb = a.data.metrics, b.data.metrics
+    name_a, name_b = (f"{r.info.run_name} ({r.info.run_id[:8]})" for r in (a, b))
+    lines = [f"| metric | {name_a} | {name_b} | b - a |", "|---|---:|---:|---:|"]
+    for key in sorted(set(ma) | set(mb)):
+        va, vb = ma.get(key), mb.get(key)
+        diff = vb - va if va is not None and vb is not None else None
+        lines.append(f"| {key} | {_cell(va)} | {_cell(vb)} | {_cell(diff)} |")
+    pa, pb = a.data.params, b.data.params
+    keys = sorted(k for k in set(pa) | set(pb) if all_params or pa.get(k) != pb.get(k))
+    lines += ["", f"| param | {name_a} | {name_b} |", "|---|---|---|"]
+    lines += [f"| {k} | {_cell(pa.get(k))} | {_cell(pb.get(k))} |" for k in keys]
+    if not keys:
+        lines.append("| (no param differs) | | |")
+    return "\n".join(lines) + "\n"

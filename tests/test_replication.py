@@ -1,0 +1,146 @@
+"""The claim over seeds (`divwrite.replication`, `divwrite seeds`): the experiments it queues
+and the test of record, on per-prompt tables whose answer is computed by hand."""
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from divwrite.replication import claim_test, replicate_spec, seed_points, write_seeds
+
+METHODS = {
+    "sft": {"init": "base", "loss": "sft", "data": "filtered"},
+    "dpo": {"init": "sft", "loss": "dpo", "data": "selected"},
+    "ddpo-both": {"init": "sft", "loss": "dpo", "data": "weighted", "weights": "both"},
+    "orpo": {"init": "sft", "loss": "orpo", "data": "selected"},
+}
+PARAMS = {
+    "seed": 42,
+    "train": {"methods": METHODS},
+    "replicate": {
+        "seeds": [42, 43, 44],
+        "methods": ["dpo", "ddpo-both"],
+        "comparisons": [["ddpo-both", "dpo"]],
+        "quality_margin": 0.2,
+        "alpha": 0.05,
+    },
+}
+
+
+def with_replicate(**changes) -> dict:
+    params = copy.deepcopy(PARAMS)
+    params["replicate"].update(changes)
+    return params
+
+
+def test_one_experiment_per_extra_seed_keeping_sft_and_the_methods():
+    points = seed_points(PARAMS)
+    assert [(p.name, p.seed, p.overrides) for p in points] == [
+        ("seed-43", 43, ("seed=43", "~train.methods.orpo")),
+        ("seed-44", 44, ("seed=44", "~train.methods.orpo")),
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seeds": [42]}, "at least 2 distinct"),
+        ({"seeds": [42, 42]}, "at least 2 distinct"),
+        ({"methods": ["nope"]}, "unknown method"),
+        ({"comparisons": [["ddpo-both", "orpo"]]}, "not \\[method, other method\\]"),
+        ({"comparisons": []}, "comparisons is empty"),
+        ({"quality_margin": -1}, "quality_margin"),
+        ({"alpha": 1.5}, "alpha"),
+    ],
+)
+def test_bad_replicate_section_is_a_clear_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        replicate_spec(with_replicate(**changes))
+
+
+PROMPTS = ["p1", "p2", "p3", "p4"]
+DPO = {
+    "quality": [1.0, 2.0, 3.0, 4.0],
+    "semantic_diversity": [0.5, 0.4, 0.6, 0.5],
+    "style_diversity": [0.25, 0.25, 0.25, 0.25],
+    "archetype_coverage": [2.0, 2.0, 3.0, 2.0],
+}
+# ddpo-both - dpo, the same in every seed except a per-seed offset that averages to zero
+DIFF = {
+    "quality": [-0.01, -0.03, -0.01, -0.03],
+    "semantic_diversity": [0.1, 0.2, 0.1, 0.2],
+    "style_diversity": [0.125, -0.125, 0.125, -0.125],
+    "archetype_coverage": [1.0, 1.0, 0.0, 1.0],
+}
+SEED_OFFSET = {"42": 0.05, "43": 0.0, "44": -0.05}
+
+
+def tables() -> dict[str, pd.DataFrame]:
+    out = {}
+    for seed, offset in SEED_OFFSET.items():
+        rows = []
+        for i, pid in enumerate(PROMPTS):
+            rows.append({"method": "dpo", "prompt_id": pid, **{m: v[i] for m, v in DPO.items()}})
+            rows.append(
+                {"method": "ddpo-both", "prompt_id": pid, **{m: DPO[m][i] + DIFF[m][i] + offset for m in DPO}}
+            )
+        out[seed] = pd.DataFrame(rows).sample(frac=1.0, random_state=int(seed))  # row order must not matter
+    return out
+
+
+def hand_t(d: list[float]) -> tuple[float, float]:
+    d = np.asarray(d)
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
+    return float(d.mean()), float(2 * stats.t.sf(abs(t), len(d) - 1))
+
+
+def test_claim_test_by_hand():
+    (claim,) = claim_test(tables(), [("ddpo-both", "dpo")], quality_margin=0.2, alpha=0.05)
+    assert (claim["a"], claim["b"], claim["n_seeds"], claim["n_prompts"]) == ("ddpo-both", "dpo", 3, 4)
+    sem = claim["metrics"]["semantic_diversity"]
+    mean, p = hand_t(DIFF["semantic_diversity"])  # 0.15, t = 5.196, p = 0.0138
+    assert sem["mean_diff"] == pytest.approx(mean) and sem["p_value"] == pytest.approx(p) and p < 0.05
+    assert sem["seeds_a_ahead"] == 3
+    assert sem["per_seed"]["42"]["mean_diff"] == pytest.approx(0.2)
+    assert sem["per_seed"]["44"]["mean_diff"] == pytest.approx(0.1)
+    assert claim["metrics"]["style_diversity"]["mean_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert claim["metrics"]["style_diversity"]["seeds_a_ahead"] == 1  # only seed 42's +0.05
+    # quality: d = [-0.01, -0.03, -0.01, -0.03], interval -0.02 -/+ t(.975, 3) * sd / 2
+    q = claim["metrics"]["quality"]
+    half = stats.t.ppf(0.975, 3) * np.std(DIFF["quality"], ddof=1) / 2
+    assert q["ci_low"] == pytest.approx(-0.02 - half)
+    assert claim["quality_margin"] == pytest.approx(0.2 * np.std(DPO["quality"], ddof=1))  # 0.258
+    assert claim["verdict"] == {
+        "more_diverse": {"semantic_diversity": True, "style_diversity": False, "archetype_coverage": False},
+        "quality_within_margin": True,
+        "claim_holds": False,
+    }
+    # archetype coverage +0.75 with p = 0.058: not significant at 0.05, significant at 0.1
+    assert claim["metrics"]["archetype_coverage"]["p_value"] == pytest.approx(hand_t(DIFF["archetype_coverage"])[1])
+    (lenient,) = claim_test(tables(), [("ddpo-both", "dpo")], alpha=0.1)
+    assert lenient["verdict"]["more_diverse"]["archetype_coverage"] is True
+
+
+def test_quality_outside_the_margin_fails_the_claim():
+    shifted = {s: t.assign(quality=np.where(t["method"] == "ddpo-both", t["quality"] - 0.5, t["quality"]))
+               for s, t in tables().items()}  # fmt: skip
+    (claim,) = claim_test(shifted, [("ddpo-both", "dpo")])
+    assert claim["verdict"]["quality_within_margin"] is False and claim["verdict"]["claim_holds"] is False
+
+
+def test_write_seeds_reports(tmp_path):
+    spec = replicate_spec(PARAMS)
+    (tmp_path / "reports").mkdir()
+    paths = write_seeds(tables(), spec, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert [r["method"] for r in data["rows"]] == ["dpo", "ddpo-both"]  # sft and human absent here
+    seed_avg_quality = np.mean(DPO["quality"])
+    assert data["rows"][0]["quality"]["mean"] == pytest.approx(seed_avg_quality)
+    assert data["per_seed_means"]["42"]["ddpo-both"]["semantic_diversity"] == pytest.approx(0.5 + 0.15 + 0.05)
+    md = paths["md"].read_text()
+    assert "## ddpo-both vs dpo" in md and "**the claim does not hold** for ddpo-both vs dpo" in md
+    assert "| semantic_diversity | +0.150 [" in md
+    assert paths["png"].stat().st_size > 10_000
