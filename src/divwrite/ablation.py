@@ -14,8 +14,8 @@ Two things make the experiments reuse the baseline (`sft`, `embed`, `reward`, ..
 of recomputing it. First, a queued experiment starts from the current commit plus the
 uncommitted changes to tracked files (untracked files are left out), so its `dvc.lock`
 must describe the outputs in the DVC cache: run `dvc repro` first, then queue. Second,
-outputs declared `cache: false` (reports, train checkpoints) are git-ignored here, so they
-are missing from the experiment's temporary checkout. Missing outputs mark their stages
+outputs declared `cache: false` that git does not have (train checkpoints, which are
+git-ignored; reports not yet committed) are missing from the experiment's temporary checkout. Missing outputs mark their stages
 changed. Stages with a `persist: true` output (`train@*`) and stages with a `cache: false`
 entry under `outs` are never stored in DVC's run-cache, so those stages would run again, SFT
 included. `copy_paths` therefore finds those outputs, and every experiment carries them in
@@ -27,12 +27,12 @@ queue is empty and exits 0 even when an experiment failed, so the outcome is rea
 would write the same sqlite MLflow store.
 
 `collect` reads the experiments of the current commit from `dvc exp show --json`: state,
-params and the `reports/metrics.json` metric. This project git-ignores `reports/`, so
-experiment commits do not contain that file and `dvc exp show` reports it missing. In that
-case the metrics are recomputed from the experiment's `data/evaluation/per_prompt.parquet`
+params and the `reports/metrics.json` metric (this project commits `reports/`, so experiment
+commits carry it). A project that git-ignores `reports/` has experiment commits without that
+file, and `dvc exp show` reports it missing. In that case the metrics are recomputed from the experiment's `data/evaluation/per_prompt.parquet`
 (a cached output recorded in its `dvc.lock`) with the functions `evaluate` itself uses, which
 gives the same numbers bit for bit. `write_ablation` writes `reports/ablation.json`,
-`reports/ablation.csv` and `reports/ablation.md`.
+`reports/ablation.csv`, `reports/ablation.md` and the Figure 3 PNG `reports/ablation.png`.
 """
 
 from __future__ import annotations
