@@ -144,3 +144,30 @@ def test_write_seeds_reports(tmp_path):
     assert "## ddpo-both vs dpo" in md and "**the claim does not hold** for ddpo-both vs dpo" in md
     assert "| semantic_diversity | +0.150 [" in md
     assert paths["png"].stat().st_size > 10_000
+
+
+def test_cli_dry_run_prints_the_dvc_commands(tmp_path, monkeypatch, capsys):
+    """`divwrite seeds --dry-run` in a small DVC project: one queue line per extra seed and
+    the run line, nothing queued."""
+    import shlex
+    import subprocess
+    import sys
+
+    import yaml
+
+    from divwrite.cli import main
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  train:\n    foreach: ${train.methods}\n    do:\n      cmd: echo ${key}\n      outs:\n        - models/${key}\n"
+    )
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["seeds", "--dry-run"]) == 0
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        ["dvc", "exp", "run", "--queue", "--name", "seed-43", "-S", "seed=43", "-S", "~train.methods.orpo"],
+        ["dvc", "exp", "run", "--queue", "--name", "seed-44", "-S", "seed=44", "-S", "~train.methods.orpo"],
+        ["dvc", "exp", "run", "--run-all", "--jobs", "1"],
+    ]
+    assert not (tmp_path / "reports/seeds.json").exists()
