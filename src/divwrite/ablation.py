@@ -281,9 +281,9 @@ def copy_paths(root: Path) -> list[str]:
     return sorted(r for r in roots if not any(r != o and Path(o) in Path(r).parents for o in roots))
 
 
-def exp_show(root: Path) -> list[dict[str, Any]]:
-    """`dvc exp show --json` (the current commit and its experiments)."""
-    proc = _dvc(root, "exp", "show", "--json")
+def exp_show(root: Path, rev: str | None = None) -> list[dict[str, Any]]:
+    """`dvc exp show --json` (the current commit, or `rev`, and its experiments)."""
+    proc = _dvc(root, "exp", "show", "--json", *(["--rev", rev] if rev else []))
     if proc.returncode != 0:
         raise RuntimeError(f"dvc exp show failed:\n{proc.stdout}{proc.stderr}")
     return json.loads(proc.stdout)

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     seeds.add_argument("--collect-only", action="store_true", help="only test the claim on finished experiments")
     seeds.add_argument("--force", action="store_true", help="re-run seeds this commit already has")
+    seeds.add_argument("--baseline", default=None, help="with --collect-only: the commit the seeds were queued on")
     compare = sub.add_parser("compare", help="two MLflow runs (id or run name) side by side: metrics, differing params")
     compare.add_argument("run_a", help="run id or name, e.g. eval/dpo")
     compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "seeds":
         from divwrite.replication import run_seeds
 
-        return run_seeds(dry_run=args.dry_run, collect_only=args.collect_only, force=args.force)
+        return run_seeds(dry_run=args.dry_run, collect_only=args.collect_only, force=args.force, baseline=args.baseline)
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
 
 

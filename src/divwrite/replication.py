@@ -264,11 +264,14 @@ def write_seeds(
 # -- the command --------------------------------------------------------------------------
 
 
-def collect_tables(root: Path, params: Mapping[str, Any], points: Sequence[SeedPoint]) -> dict[str, pd.DataFrame]:
+def collect_tables(
+    root: Path, params: Mapping[str, Any], points: Sequence[SeedPoint], baseline: str | None = None
+) -> dict[str, pd.DataFrame]:
     """seed -> per-prompt table: the workspace's `data/evaluation/per_prompt.parquet` for
-    `params.seed`, each successful experiment's (from the DVC cache) for the others. Raises
-    RuntimeError naming the seeds without results."""
-    found = ablation.experiments(ablation.exp_show(root))
+    `params.seed`, each successful experiment's (from the DVC cache) for the others, looked
+    up among the experiments of `baseline` (the commit they were queued on; default the
+    current one). Raises RuntimeError naming the seeds without results."""
+    found = ablation.experiments(ablation.exp_show(root, baseline))
     tables: dict[str, pd.DataFrame] = {}
     workspace_table = root / ablation.EVALUATION_TABLE
     if workspace_table.exists():
@@ -285,7 +288,13 @@ def collect_tables(root: Path, params: Mapping[str, Any], points: Sequence[SeedP
     return dict(sorted(tables.items(), key=lambda kv: int(kv[0])))
 
 
-def run_seeds(root: Path | None = None, dry_run: bool = False, collect_only: bool = False, force: bool = False) -> int:
+def run_seeds(
+    root: Path | None = None,
+    dry_run: bool = False,
+    collect_only: bool = False,
+    force: bool = False,
+    baseline: str | None = None,
+) -> int:
     """`divwrite seeds`: queue one experiment per extra seed, run the queue, then test the
     claim into `reports/seeds.*`. Returns 0 when every seed has results."""
     from divwrite.params import load_params
@@ -305,7 +314,7 @@ def run_seeds(root: Path | None = None, dry_run: bool = False, collect_only: boo
             return 0
         print(f"divwrite: queue ran in {time.perf_counter() - start:.0f} s (dvc exit code {code})")
     try:
-        tables = collect_tables(root, params, points)
+        tables = collect_tables(root, params, points, baseline)
     except RuntimeError as err:
         print(f"divwrite: {err} (see `dvc queue logs seed-<N>`)")
         return 1
