@@ -1,10 +1,13 @@
-"""`divwrite` command line: the pipeline under MLflow, the smoke profile, the ablation grid, the seeds."""
+"""`divwrite` command line: the pipeline under MLflow, the smoke profile, the ablation grid, the seeds,
+the human evaluation."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from divwrite.human_eval import cli as human_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
     compare.add_argument("--experiment", default=None, help="look names up in this MLflow experiment only")
     compare.add_argument("--all-params", action="store_true", help="list every param, not only those that differ")
+    human_cli.add_parser(sub)
     args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
     if extra and args.command != "repro":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
+    if args.command == "human":
+        return human_cli.run(args)
     from divwrite import pipeline
 
     if args.command == "repro":
