@@ -2,7 +2,8 @@
 #   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
 #   make test   - set up .venv, then run the tests
 # Also: make smoke (tiny sizes, scratch copy, ~6-7 min), make ui (MLflow on localhost),
-#       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments).
+#       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments),
+#       make bench (benchmarks/ against their baselines -> reports/benchmarks.json).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +19,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke ablate seeds test ui clean-outputs
+.PHONY: setup run smoke ablate seeds bench test ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -44,6 +45,11 @@ ablate: setup
 # (README "The claim over seeds"); like ablate, needs the project committed and `make run` done
 seeds: setup
 	$(BIN)/divwrite seeds $(SEEDS_ARGS)
+
+# make bench BENCH_ARGS="--only pairing deviation" (or --full to time the default pipeline too):
+# each benchmark against its baseline in the same run -> reports/benchmarks.json (README "Performance")
+bench: setup
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 # Two pytest-xdist workers, a whole test module each at a time (module fixtures build once);
 # PYTEST_WORKERS=0 runs serially, PYTEST_ARGS adds pytest options (e.g. "-k resume").

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from divwrite.pairing import make_pairs, prompt_rng, sample_pairs, sample_pairs_reference
+from divwrite.pairing import SMALL_PROMPT, make_pairs, prompt_rng, sample_pairs, sample_pairs_counted, sample_pairs_reference
 from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 
-SAMPLERS = [sample_pairs, sample_pairs_reference]
+SAMPLERS = [sample_pairs, sample_pairs_counted, sample_pairs_reference]
 
 
 def check_invariants(upvotes: np.ndarray, gap: float, pairs: list[tuple[int, int]]) -> None:
@@ -70,10 +70,12 @@ def test_invariants_and_same_pairs_as_reference_on_random_inputs() -> None:
         n = int(case.integers(0, 22))
         u = case.integers(0, 15, size=n).astype(float) if t % 2 else np.round(case.random(n) * 10, 2)
         gap = [5, 0, 2.5, -1, 100][t % 5]
-        fast = sample_pairs(u, gap, np.random.default_rng(1000 + t))
+        fast = sample_pairs_counted(u, gap, np.random.default_rng(1000 + t))
         ref = sample_pairs_reference(u, gap, np.random.default_rng(1000 + t))
         assert fast == ref  # same enumeration order, same single draw per pair
+        assert sample_pairs(u, gap, np.random.default_rng(1000 + t)) == ref  # either side of SMALL_PROMPT
         check_invariants(u, max(gap, 0), fast)
+    assert 0 < SMALL_PROMPT < 22  # the random sizes above cover both paths of sample_pairs
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -90,7 +92,7 @@ def test_first_pair_is_uniform_over_valid_pairs(sampler) -> None:
 def test_fallback_first_pair_is_uniform() -> None:
     u = np.array([0.0, 1.0, 2.0, 3.0])  # no gap pair: all 6 pairs are equally likely
     rng = np.random.default_rng(7)
-    draws = Counter(sample_pairs(u, 5, rng)[0] for _ in range(3000))
+    draws = Counter(sample_pairs_counted(u, 5, rng)[0] for _ in range(3000))
     assert len(draws) == 6
     assert chisquare(list(draws.values())).pvalue > 0.01
 

@@ -51,6 +51,10 @@ def sample_pairs_reference(upvotes: np.ndarray, gap: float, rng: np.random.Gener
         unused.remove(hi)
 
 
+# Prompts with fewer responses go through `sample_pairs_reference` (crossover measured at ~15).
+SMALL_PROMPT = 14
+
+
 def _partner_starts(vals: np.ndarray, gap: float | None) -> np.ndarray:
     """For sorted `vals`, the first position each element may be paired with (as the lower one).
 
@@ -68,7 +72,17 @@ def sample_pairs(upvotes: np.ndarray, gap: float, rng: np.random.Generator) -> l
 
     Uniform over the valid pairs of the still-unused responses at every draw, exactly as
     `sample_pairs_reference` (same pairs for the same `rng` state), in O(n log n) per draw.
+    Below `SMALL_PROMPT` responses the reference itself is faster (no numpy overhead per
+    draw: benchmarks/bench_pairing.py) and, giving the same pairs, is used instead.
     """
+    u = np.asarray(upvotes, dtype=np.float64)
+    if len(u) < SMALL_PROMPT:
+        return sample_pairs_reference(u, gap, rng)
+    return sample_pairs_counted(u, gap, rng)
+
+
+def sample_pairs_counted(upvotes: np.ndarray, gap: float, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """`sample_pairs` at any size: the draw from cumulative counts of valid partners."""
     u = np.asarray(upvotes, dtype=np.float64)
     alive = np.argsort(u, kind="stable")  # unused responses, ascending upvotes
     vals = u[alive]

@@ -77,7 +77,11 @@ def run_pipeline(dvc_args: list[str] | None = None, root: Path | None = None) ->
     return code
 
 
-def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
+def stage_times(parent_run_id: str, experiment_id: str) -> list[dict]:
+    """The stages that ran under a pipeline run, in order: name, status, `seconds` (the stage's
+    own `stage_seconds`) and `wall` (from the end of the stage before, or the pipeline run's
+    start, to the end of this one: the stage's process start-up, imports and DVC's own work
+    included)."""
     import mlflow
 
     runs = mlflow.search_runs(
@@ -86,24 +90,43 @@ def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
         order_by=["attributes.start_time ASC"],
         output_format="list",
     )
-    if not runs:
+    previous_end = mlflow.get_run(parent_run_id).info.start_time
+    rows = []
+    for r in runs:
+        end = r.info.end_time or r.info.start_time
+        rows.append(
+            {
+                "stage": r.info.run_name,
+                "status": r.info.status,
+                "seconds": r.data.metrics.get("stage_seconds", float("nan")),
+                "wall": max(0, end - previous_end) / 1000,
+            }
+        )
+        previous_end = max(previous_end, end)
+    return rows
+
+
+def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
+    rows = stage_times(parent_run_id, experiment_id)
+    if not rows:
         print("divwrite: no stage ran (the pipeline is up to date)")
         return
-    print("\nstage                      status     seconds")
-    for r in runs:
-        seconds = r.data.metrics.get("stage_seconds", float("nan"))
-        print(f"{r.info.run_name:<26} {r.info.status:<10} {seconds:7.1f}")
+    print("\nstage                      status     seconds    wall (with start-up)")
+    for row in rows:
+        print(f"{row['stage']:<26} {row['status']:<10} {row['seconds']:7.1f}    {row['wall']:7.1f}")
 
 
-def profile_params(root: Path, profile: str = "smoke") -> dict:
-    """`params.yaml` with `profiles/<profile>.yaml` applied; a relative local `data.source`
-    is made absolute against `root` (the copy runs elsewhere)."""
-    path = root / "profiles" / f"{profile}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-        raise ValueError(f"no profile {profile!r} ({path}); profiles: {known}")
-    with path.open(encoding="utf-8") as f:
-        override = yaml.safe_load(f) or {}
+def profile_params(root: Path, profile: str | None = "smoke") -> dict:
+    """`params.yaml` with `profiles/<profile>.yaml` applied (`None`: params.yaml as is); a
+    relative local `data.source` is made absolute against `root` (the copy runs elsewhere)."""
+    override = {}
+    if profile is not None:
+        path = root / "profiles" / f"{profile}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+            raise ValueError(f"no profile {profile!r} ({path}); profiles: {known}")
+        with path.open(encoding="utf-8") as f:
+            override = yaml.safe_load(f) or {}
     params = deep_merge(load_params(root / "params.yaml"), override)
     source = params["data"]["source"]
     if source != "builtin" and not source.startswith("hf:") and not Path(source).is_absolute():
@@ -124,8 +147,8 @@ def _tracked_files(root: Path) -> list[Path]:
         raise RuntimeError(f"{root} is not a git checkout: cannot tell project files from outputs") from None
 
 
-def prepare_smoke_copy(root: Path, target: Path, profile: str = "smoke") -> Path:
-    """Copy the project's files (not its outputs) to `target` and apply a profile."""
+def prepare_smoke_copy(root: Path, target: Path, profile: str | None = "smoke") -> Path:
+    """Copy the project's files (not its outputs) to `target` and apply a profile (`None`: none)."""
     params = profile_params(root, profile)
     target.mkdir(parents=True, exist_ok=True)
     for rel in _tracked_files(root):

@@ -1,0 +1,117 @@
+"""The whole pipeline: wall time per stage, a no-op `dvc repro`, and what one training param re-runs.
+
+In a scratch copy of the project (`pipeline.prepare_smoke_copy`, so the workspace's outputs and
+DVC cache are never touched) with the smoke profile (`--profile smoke`, the default) or with
+params.yaml as is (`--profile default`: the `make run` pipeline, ~25 min here):
+
+1. the pipeline under MLflow (`pipeline.run_pipeline`), timed end to end, and per stage from its
+   MLflow runs (`pipeline.stage_times`: the stage's own seconds and its wall time with process
+   start-up);
+2. `dvc repro` again with nothing changed (median of 3), the no-op;
+3. `dvc repro --dry` after changing one training param (`dpo.beta`): the stages DVC would re-run
+   (only the method trained with that loss and what reads its model).
+
+    python benchmarks/bench_pipeline.py [--profile smoke|default] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from harness import RESULTS, ROOT, Goal, median, report
+
+from divwrite import pipeline, tracking
+
+GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
+CHANGED_PARAM = ("dpo", "beta", 0.2)
+
+
+def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, env=pipeline._venv_env({}), capture_output=True, text=True
+    )
+
+
+def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
+    """The stages `dvc repro --dry` would run after setting params `section.key` to `value`
+    (params.yaml restored afterwards)."""
+    path = root / "params.yaml"
+    original = path.read_text(encoding="utf-8")
+    params = yaml.safe_load(original)
+    params[section][key] = value
+    try:
+        path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        dry = _dvc(root, "repro", "--dry")
+    finally:
+        path.write_text(original, encoding="utf-8")
+    if dry.returncode != 0:
+        raise RuntimeError(f"dvc repro --dry failed: {dry.stderr[-2000:]}")
+    return re.findall(r"Running stage '([^']+)'", dry.stdout)
+
+
+def run(profile: str, workdir: Path | None, out: Path | None = RESULTS) -> dict:
+    target = Path(workdir or tempfile.mkdtemp(prefix=f"divwrite-bench-{profile}-"))
+    pipeline.prepare_smoke_copy(ROOT, target, None if profile == "default" else profile)
+    cwd = os.getcwd()
+    try:
+        start = time.perf_counter()
+        code = pipeline.run_pipeline([], root=target)
+        total = time.perf_counter() - start
+    finally:
+        os.chdir(cwd)
+    if code != 0:
+        raise RuntimeError(f"the {profile} pipeline failed in {target} (dvc exit code {code})")
+    experiment_id = tracking.configure("divwrite", target)
+    stages = pipeline.stage_times(tracking.find_run("pipeline").info.run_id, experiment_id)
+
+    noop = []
+    for _ in range(3):
+        t = time.perf_counter()
+        if _dvc(target, "repro").returncode != 0:
+            raise RuntimeError("the no-op dvc repro failed")
+        noop.append(time.perf_counter() - t)
+    section, key, value = CHANGED_PARAM
+    rerun = would_rerun(target, section, key, value)
+
+    in_stage = sum(s["seconds"] for s in stages)
+    measured = {
+        "profile": profile,
+        "dir": str(target),
+        "total_seconds": total,
+        "stages": {s["stage"]: {"seconds": round(s["seconds"], 2), "wall": round(s["wall"], 2)} for s in stages},
+        "in_stage_seconds": in_stage,
+        "startup_seconds": total - in_stage,
+        "noop_seconds": median(noop),
+        "changed_param": f"{section}.{key}={value}",
+        "reruns": rerun,
+    }
+    print(f"{profile} pipeline: {total:.0f} s ({len(stages)} stages, {in_stage:.0f} s inside them, "
+          f"{total - in_stage:.0f} s of start-up and DVC)")  # fmt: skip
+    for s in stages:
+        print(f"  {s['stage']:<24} {s['seconds']:7.1f} s   wall {s['wall']:7.1f} s")
+    print(f"no-op dvc repro: {median(noop):.2f} s; after {section}.{key}={value} DVC re-runs: {', '.join(rerun)}")
+    goals = [
+        Goal(f"{profile}_run_seconds", total, "<=", GOAL_SECONDS.get(profile, GOAL_SECONDS["default"])),
+        Goal("noop_seconds", median(noop), "<=", 5.0),
+    ]
+    return report(f"pipeline_{profile}", measured, goals, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="smoke", help="a profiles/ name, or `default` for params.yaml as is")
+    parser.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
+    args = parser.parse_args(argv)
+    run(args.profile, args.dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""`make bench`: every benchmark here, each against its baseline measured in the same run ->
+reports/benchmarks.json (one section per benchmark, each goal with its value and whether it
+was met) and a summary on stdout.
+
+    python benchmarks/run_all.py [--only pairing deviation ...] [--full]
+
+`--full` adds the default pipeline (`make run`'s, ~25 min here) to the smoke one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import bench_deviation
+import bench_generation
+import bench_pairing
+import bench_pipeline
+import bench_trainers
+from harness import RESULTS
+
+BENCHMARKS = {
+    "pairing": lambda full: bench_pairing.run([4, 50, 500], rounds=3),
+    "deviation": lambda full: bench_deviation.run(60, rounds=2),
+    "trainers": lambda full: bench_trainers.run(60, steps=12, rounds=3),
+    "generation": lambda full: bench_generation.run(32, 160, rounds=2),
+    "pipeline": lambda full: [bench_pipeline.run(p, None) for p in (["smoke", "default"] if full else ["smoke"])],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--full", action="store_true", help="also time the default pipeline (~25 min)")
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.only:
+        start = time.perf_counter()
+        print(f"\n== {name}")
+        entries = BENCHMARKS[name](args.full)
+        results[name] = entries if isinstance(entries, list) else [entries]
+        print(f"({name}: {time.perf_counter() - start:.0f} s)")
+    print(f"\n== summary ({RESULTS})")
+    missed = 0
+    for name, entries in results.items():
+        for entry in entries:
+            for goal, g in entry["goals"].items():
+                missed += not g["met"]
+                print(f"  {name:<11} {goal:<28} {g['value']:>10.3f}  goal {g['goal']:<8} {'met' if g['met'] else 'MISSED'}")
+    print(f"{missed} goal(s) missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
