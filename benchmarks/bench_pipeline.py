@@ -2,7 +2,8 @@
 
 In a scratch copy of the project (`pipeline.prepare_smoke_copy`, so the workspace's outputs and
 DVC cache are never touched) with the smoke profile (`--profile smoke`, the default) or with
-params.yaml as is (`--profile default`: the `make run` pipeline, ~25 min here):
+params.yaml as is (`--profile default`: the `make run` pipeline, ~25 min here; with `--in-place` in the project
+itself, which is then up to date):
 
 1. the pipeline under MLflow (`pipeline.run_pipeline`), timed end to end, and per stage from its
    MLflow runs (`pipeline.stage_times`: the stage's own seconds and its wall time with process
@@ -57,9 +58,14 @@ def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", dry.stdout)
 
 
-def run(profile: str, workdir: Path | None, out: Path | None = RESULTS) -> dict:
-    target = Path(workdir or tempfile.mkdtemp(prefix=f"divwrite-bench-{profile}-"))
-    pipeline.prepare_smoke_copy(ROOT, target, None if profile == "default" else profile)
+def run(profile: str, workdir: Path | None, out: Path | None = RESULTS, in_place: bool = False) -> dict:
+    if in_place:  # the project itself (`make run`'s outputs, dvc.lock and reports/ updated)
+        if profile != "default":
+            raise ValueError("--in-place runs the project's own params.yaml: use it with --profile default")
+        target = ROOT
+    else:
+        target = Path(workdir or tempfile.mkdtemp(prefix=f"divwrite-bench-{profile}-"))
+        pipeline.prepare_smoke_copy(ROOT, target, None if profile == "default" else profile)
     cwd = os.getcwd()
     try:
         start = time.perf_counter()
@@ -109,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="smoke", help="a profiles/ name, or `default` for params.yaml as is")
     parser.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
+    parser.add_argument("--in-place", action="store_true", help="with --profile default: run `make run` in the project")
     args = parser.parse_args(argv)
-    run(args.profile, args.dir)
+    run(args.profile, args.dir, in_place=args.in_place)
 
 
 if __name__ == "__main__":

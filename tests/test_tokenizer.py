@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -84,3 +85,12 @@ def test_chat_token_lengths_match_trl_tokenisation(tok_dir):
     assert chat_token_lengths(tok, [], []).shape == (0,)
     with pytest.raises(ValueError):
         chat_token_lengths(tok, ["a"], [])
+
+
+@pytest.mark.parametrize("offline", ["0", "1"])
+def test_saved_tokenizer_does_not_depend_on_hf_hub_offline(tok_dir, tmp_path, monkeypatch, offline):
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    load_tokenizer(tok_dir).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in saved  # else `make run` and a bare `dvc repro` hash models differently
+    assert saved == json.loads((tok_dir / "tokenizer_config.json").read_text()) | {"is_local": saved["is_local"]}

@@ -86,8 +86,12 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
 
     The padding side is left as saved (right for the built-in one, as training wants);
     `generation.generate_samples` switches to left padding for the duration of a call.
+    transformers records `local_files_only` (taken from HF_HUB_OFFLINE) among the kwargs that
+    `save_pretrained` writes; it is dropped, so a saved model's bytes (and DVC hash) do not
+    depend on the environment it was trained in.
     """
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+    tokenizer.init_kwargs.pop("local_files_only", None)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"{name_or_path}: the tokenizer has neither a pad nor an EOS token")
