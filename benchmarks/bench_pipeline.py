@@ -30,6 +30,7 @@ import yaml
 from harness import RESULTS, ROOT, Goal, median, report
 
 from divwrite import pipeline, tracking
+from divwrite.params import parse_yaml
 
 GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
 CHANGED_PARAM = ("dpo", "beta", 0.2)
@@ -46,7 +47,7 @@ def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
     (params.yaml restored afterwards)."""
     path = root / "params.yaml"
     original = path.read_text(encoding="utf-8")
-    params = yaml.safe_load(original)
+    params = parse_yaml(original)
     params[section][key] = value
     try:
         path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

@@ -33,8 +33,9 @@ def main(params: dict) -> dict:
     truth_prompts = {pid: list(el) for pid, el in zip(truth.prompt_id, truth.elements)} if len(truth) else None
     scorer = dict(
         reward_model=SequenceRewardModel.load("models/reward"),
-        semantic=load_embedder(params["deviate"]["semantic_embedder"]),
-        style=load_embedder(params["deviate"]["style_embedder"]),
+        # jina-embeddings-v3 (the paper's) needs the same opt-in as in `embed`
+        semantic=load_embedder(params["deviate"]["semantic_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]),
+        style=load_embedder(params["deviate"]["style_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]),
         truth_prompts=truth_prompts,
     )
     generations = {

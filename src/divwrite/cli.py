@@ -1,5 +1,5 @@
-"""`divwrite` command line: the pipeline under MLflow, the smoke profile, the ablation grid, the seeds,
-the human evaluation."""
+"""`divwrite` command line: the pipeline under MLflow, the smoke profile, a profile as a DVC
+experiment, the ablation grid, the seeds, the human evaluation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
     smoke.add_argument("--profile", default="smoke", help="profiles/<name>.yaml to apply (default: smoke)")
     smoke.add_argument("targets", nargs="*", help="stages to reproduce (default: all), e.g. deviate divpo")
+    exp = sub.add_parser("exp", help="a profile as a named DVC experiment: dvc exp run -n <name> -S <each value of the profile>")
+    exp.add_argument("--profile", required=True, help="profiles/<name>.yaml to apply, e.g. paper")
+    exp.add_argument("--name", default=None, help="experiment name (default: the profile's name)")
+    exp.add_argument("--queue", action="store_true", help="queue it; dvc exp run --run-all runs the queue")
+    exp.add_argument("--dry-run", action="store_true", help="check the profile and print the dvc command, run nothing")
+    exp.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="one more override (Hydra syntax, as dvc -S); replaces the profile's value of that key")  # fmt: skip
+    exp.add_argument("targets", nargs="*", help="stages to run (default: all), e.g. filter")
     ablate = sub.add_parser("ablate", help="the params `ablation` grid as queued DVC experiments -> reports/ablation.*")
     ablate.add_argument("--max-responses", nargs="+", type=int, metavar="N", help="only these ablation.max_responses")
     ablate.add_argument("--variants", nargs="+", metavar="NAME", help="only these ablation.variants")
@@ -56,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
             collect_only=args.collect_only,
             force=args.force,
         )
+    if args.command == "exp":
+        from divwrite.profiles import run_profile_experiment
+
+        try:
+            return run_profile_experiment(
+                Path.cwd(), args.profile, name=args.name, queue=args.queue, extra=args.overrides,
+                targets=args.targets, dry_run=args.dry_run,
+            )  # fmt: skip
+        except ValueError as err:
+            print(f"divwrite: {err}", file=sys.stderr)
+            return 2
     if args.command == "compare":
         from divwrite.tracking import compare_runs, configure, find_run
 

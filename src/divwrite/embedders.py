@@ -117,7 +117,11 @@ class SentenceTransformerEmbedder:
 
             source = str(get_model_path())
         self.source = source
-        self.model = SentenceTransformer(source, device=device or "cpu", trust_remote_code=trust_remote_code)
+        if device is None:  # the GPU when there is one (a real run's ~400k stories), else the CPU
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
 
     @cached_property
     def _files_digest(self) -> str:

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads `5e-06` as a float, as YAML 1.2 does.
+
+    PyYAML implements YAML 1.1, whose floats need a dot (`5.0e-06`). DVC writes params.yaml
+    with ruamel.yaml (YAML 1.2): `dvc exp run -S dpo.learning_rate=5e-6` leaves `5e-06` in
+    the file, which YAML 1.1 reads as the text "5e-06", and AdamW then fails on it.
+    """
+
+
+ParamsLoader.add_implicit_resolver(  # copies SafeLoader's resolvers first: SafeLoader is unchanged
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
+def parse_yaml(stream: Any) -> Any:
+    """A params-style YAML document (text or file) through `ParamsLoader`: profiles, `git show`
+    of a params.yaml, anything DVC may have written."""
+    return yaml.load(stream, Loader=ParamsLoader)  # a safe loader: SafeLoader plus one float form
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -20,7 +43,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path.resolve()}: no params file; run from the repository root")
     with path.open(encoding="utf-8") as f:
-        params = yaml.safe_load(f)
+        params = parse_yaml(f)
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     return params

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from divwrite.params import deep_merge, flatten, load_params
+from divwrite.params import deep_merge, flatten, load_params, parse_yaml
 from divwrite.records import read_json
 from divwrite.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
 
@@ -126,7 +126,7 @@ def profile_params(root: Path, profile: str | None = "smoke") -> dict:
             known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
             raise ValueError(f"no profile {profile!r} ({path}); profiles: {known}")
         with path.open(encoding="utf-8") as f:
-            override = yaml.safe_load(f) or {}
+            override = parse_yaml(f) or {}
     params = deep_merge(load_params(root / "params.yaml"), override)
     source = params["data"]["source"]
     if source != "builtin" and not source.startswith("hf:") and not Path(source).is_absolute():
