@@ -13,7 +13,9 @@ was killed resumes there (`divwrite.checkpoints`). Under several processes every
 only the main one writes metrics and logs to MLflow.
 """
 
+import os
 import sys
+from pathlib import Path
 
 from divwrite.checkpoints import fingerprint
 from divwrite.distributed import is_main_process, use_cpu_cores, world_size
@@ -24,6 +26,9 @@ from divwrite.tokenizer import load_tokenizer
 from divwrite.training import run_preference, run_sft
 
 PREFERENCE_LOSSES = ("dpo", "orpo")  # params section of each: beta, learning_rate, epochs, batch_size
+# DPO's reference passes, shared by dpo / ddpo-* (same SFT reference, same pairs), outside DVC
+# like the embedding cache; in a queued experiment DVC_ROOT is the project it was queued from.
+REF_LOGPS_CACHE = Path(os.environ.get("DVC_ROOT") or ".") / ".cache" / "ref_logps"
 
 
 def main(params: dict, method: str) -> dict:
@@ -74,6 +79,7 @@ def main(params: dict, method: str) -> dict:
             _read(data, PAIR_COLUMNS),
             f"models/{method}",
             beta=cfg["beta"],
+            ref_logps_cache_dir=REF_LOGPS_CACHE if params["train"]["ref_logps_cache"] else None,
             **common,
         )
     if is_main_process():

@@ -213,3 +213,51 @@ def test_precomputed_reference_and_peft_reference(base_model, tokenizer, tmp_pat
     loss_lora, grads = loss_and_grads(lora, collate(lora))
     assert loss_lora.item() == pytest.approx(weights.mean() * math.log(2), rel=1e-5)
     assert grads and all("lora" in name for name in grads)
+
+
+def test_reference_pass_is_cached_across_dpo_and_ddpo(base_model, tokenizer, tmp_path):
+    """dpo and ddpo-* share the SFT reference and the pairs: the second trainer reads the first's
+    reference log-probs from the cache, bit for bit what it would have computed itself."""
+    from divwrite.trainers import REF_LOGPS_COLUMNS, LengthGroupedDPOTrainer
+
+    cache = tmp_path / "ref_logps"
+
+    def make(cls, dataset, cache_dir, **extra):
+        return cls(
+            model=copy.deepcopy(base_model),
+            args=(DeviationWeightedDPOConfig if cls is DeviationWeightedDPOTrainer else DPOConfig)(
+                **cfg_kwargs(tmp_path, precompute_ref_log_probs=True, precompute_ref_batch_size=4, **extra)
+            ),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            ref_logps_cache_dir=cache_dir,
+        )
+
+    def ref_columns(trainer):
+        table = trainer.train_dataset.select_columns(list(REF_LOGPS_COLUMNS)).with_format("arrow")[:]
+        return {c: (str(table[c].type), table[c].to_pylist()) for c in REF_LOGPS_COLUMNS}
+
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, N_PAIRS)
+    fresh = ref_columns(make(LengthGroupedDPOTrainer, pairs(), None))  # no cache: TRL's own pass
+    first = make(LengthGroupedDPOTrainer, pairs(), cache)  # dpo: computes and writes
+    assert len(list(cache.glob("*.safetensors"))) == 1 and not list(cache.glob(".*tmp"))
+    second = make(DeviationWeightedDPOTrainer, pairs(weights), cache)  # ddpo: reads (its weights do not matter)
+    assert ref_columns(first) == ref_columns(second) == fresh
+    assert fresh["ref_chosen_logps"][0] == "float" and len(list(cache.glob("*.safetensors"))) == 1
+    assert second.train_dataset["weight"] == pytest.approx(list(weights))
+    batch = collate(second)  # the cached columns train as the computed ones do
+    assert torch.equal(batch["ref_chosen_logps"], collate(make(DeviationWeightedDPOTrainer, pairs(weights), None))["ref_chosen_logps"])
+
+    # Other pairs, another batch size or another reference: another entry, never a stale hit.
+    make(LengthGroupedDPOTrainer, pairs(seed=3), cache)
+    other_ref = copy.deepcopy(base_model)
+    with torch.no_grad():
+        next(other_ref.parameters()).add_(0.01)
+    LengthGroupedDPOTrainer(
+        model=other_ref,
+        args=DPOConfig(**cfg_kwargs(tmp_path, precompute_ref_log_probs=True, precompute_ref_batch_size=4)),
+        train_dataset=pairs(),
+        processing_class=tokenizer,
+        ref_logps_cache_dir=cache,
+    )
+    assert len(list(cache.glob("*.safetensors"))) == 3

@@ -63,16 +63,20 @@ pairs sorted by length. On the built-in corpus ~28% of a random batch of 8 pairs
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
-from datasets import Dataset, IterableDataset
+from datasets import Dataset, IterableDataset, Value
+from safetensors.numpy import load_file, save_file
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 from trl.import_utils import TRLExperimentalWarning
@@ -83,6 +87,9 @@ with warnings.catch_warnings():
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
     from trl.experimental.orpo.orpo_trainer import log1mexp
     from trl.experimental.utils import pad_to_length
+
+# The columns TRL's reference pass adds to the dataset (`precompute_ref_log_probs`).
+REF_LOGPS_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 
 # Batch keys that TRL's `_compute_loss` keeps away from `model(**kwargs)`.
 _TRL_NON_MODEL_KEYS = ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")
@@ -120,14 +127,54 @@ class LengthGroupedDPOTrainer(PairLengthGrouping, DPOTrainer):
 
     pair_length_columns = (("prompt_ids",), ("chosen_ids", "rejected_ids"))
 
+    def __init__(self, *args: Any, ref_logps_cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
+        self.ref_logps_cache_dir = ref_logps_cache_dir  # read by the reference pass inside TRL's __init__
+        super().__init__(*args, **kwargs)
+
     def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
         """TRL's reference log-probs, computed over the pairs sorted by length (least padding);
-        the dataset comes back in its own order."""
+        the dataset comes back in its own order. With `ref_logps_cache_dir` set, they are
+        read from / written to a file named after everything that fixes them (see
+        `ref_logps_key`), so DPO and the DDPO variants, which share the SFT reference and the
+        pairs, compute them once between them."""
         if not isinstance(dataset, Dataset):
             return super()._precompute_ref_logps(dataset, name, batch_size)
         order = np.argsort(pair_lengths(dataset, *self.pair_length_columns), kind="stable")
-        done = super()._precompute_ref_logps(dataset.select(order), name, batch_size)
-        return done.select(np.argsort(order))
+        path = None
+        if self.ref_logps_cache_dir is not None:
+            key = ref_logps_key(dataset, self._precompute_model_hash, batch_size, self.pair_length_columns)
+            path = Path(self.ref_logps_cache_dir) / f"{key}.safetensors"
+            if path.is_file():
+                cached = load_file(str(path))
+                for column in REF_LOGPS_COLUMNS:  # the dtype TRL's pass wrote, exactly
+                    dataset = dataset.add_column(column, cached[column], feature=Value(str(cached[column].dtype)))
+                return dataset
+        done = super()._precompute_ref_logps(dataset.select(order), name, batch_size).select(np.argsort(order))
+        if path is not None and self.accelerator.is_main_process:
+            columns = done.select_columns(list(REF_LOGPS_COLUMNS)).with_format("arrow")[:]
+            arrays = {c: columns[c].combine_chunks().to_numpy(zero_copy_only=False) for c in REF_LOGPS_COLUMNS}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            save_file(arrays, str(tmp))
+            os.replace(tmp, path)  # complete or absent, never half-written
+        return done
+
+
+def ref_logps_key(
+    dataset: Dataset, model_hash: str, batch_size: int, pair_length_columns: tuple[tuple[str, ...], ...]
+) -> str:
+    """What fixes a reference pass bit for bit: the reference model's weights (TRL's content hash),
+    the tokenized pairs in order (hence the batches), the batch size, torch's version and thread
+    count (which can change float reductions). Not the weights of DDPO: they do not enter it."""
+    h = hashlib.sha256(f"{model_hash}|{batch_size}|{torch.__version__}|{torch.get_num_threads()}".encode())
+    columns = sorted({c for group in pair_length_columns for c in group})
+    table = dataset.select_columns(columns).with_format("arrow")[:]
+    for column in columns:
+        ids = table[column].combine_chunks()
+        h.update(column.encode())
+        h.update(pc.list_value_length(ids).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+        h.update(pc.list_flatten(ids).to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+    return h.hexdigest()[:32]
 
 
 class LengthGroupedORPOTrainer(PairLengthGrouping, ORPOTrainer):

@@ -297,8 +297,11 @@ def build_preference_trainer(
     warmup_ratio: float = 0.0,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_steps: int = 0,
+    ref_logps_cache_dir: str | os.PathLike | None = None,
 ) -> LengthGroupedDPOTrainer | LengthGroupedORPOTrainer:
-    """The trainer that `run_preference` runs (arguments as there), ready to `train()`."""
+    """The trainer that `run_preference` runs (arguments as there), ready to `train()`.
+    `ref_logps_cache_dir` (DPO family): where reference passes are cached across runs
+    (`trainers.LengthGroupedDPOTrainer`)."""
     family, weight_column = parse_preference_method(method)
     transformers.set_seed(seed)
     dataset = shared_across_processes(preference_dataset(pairs_df, weight_column), Path(out_dir) / "trainer" / "pairs")
@@ -326,12 +329,14 @@ def build_preference_trainer(
     if weight_column is not None:
         config_kwargs["weight_column"] = "weight"  # `preference_dataset` copies the weight there
     trainer_cls, config_cls = _PREFERENCE_TRAINERS[family, weight_column is not None]
+    extra = {"ref_logps_cache_dir": ref_logps_cache_dir} if family == "dpo" else {}
     return trainer_cls(
         model=model,
         args=config_cls(**config_kwargs),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
+        **extra,
     )
 
 
