@@ -19,7 +19,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke ablate seeds bench test ui clean-outputs
+.PHONY: setup run smoke ablate seeds bench retrain test ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -45,6 +45,10 @@ ablate: setup
 # (README "The claim over seeds"); like ablate, needs the project committed and `make run` done
 seeds: setup
 	$(BIN)/divwrite seeds $(SEEDS_ARGS)
+
+# make retrain RETRAIN_ARGS="--profile smoke --base origin/main pair": what CI runs (README "CI retraining")
+retrain: setup
+	$(BIN)/divwrite retrain $(RETRAIN_ARGS)
 
 # make bench BENCH_ARGS="--only pairing deviation" (or --full to time the default pipeline too):
 # each benchmark against its baseline in the same run -> reports/benchmarks.json (README "Performance")

@@ -31,6 +31,7 @@ SHARED = REPO.parent / "shared"
 SLOWEST_FIRST = [
     "test_pipeline_e2e.py",
     "test_ablation.py",
+    "test_retrain.py",
     "test_resume.py",
     "test_data_stages_hanna.py",
     "test_real_data_recipe.py",

@@ -1,5 +1,5 @@
 """`divwrite` command line: the pipeline under MLflow, the smoke profile, a profile as a DVC
-experiment, the ablation grid, the seeds, the human evaluation."""
+experiment, the ablation grid, the seeds, the human evaluation, the CI retraining."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from divwrite import retrain as retraining
 from divwrite.human_eval import cli as human_cli
 
 
@@ -44,12 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--experiment", default=None, help="look names up in this MLflow experiment only")
     compare.add_argument("--all-params", action="store_true", help="list every param, not only those that differ")
     human_cli.add_parser(sub)
+    retraining.add_arguments(
+        sub.add_parser("retrain", help="CI retraining: a profile on the head (and base) as DVC experiments, "
+                       "dvc metrics diff -> step summary, push")
+    )  # fmt: skip
     args, extra = parser.parse_known_args(argv)  # `divwrite repro -f embed`: options go to dvc too
     if extra and args.command != "repro":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.command == "human":
         return human_cli.run(args)
+    if args.command == "retrain":
+        return retraining.run_from_args(args)
     from divwrite import pipeline
 
     if args.command == "repro":

@@ -10,8 +10,8 @@ tagged `dvc.experiment`.
 - `check_profile` refuses what would not merge cleanly: a key that `params.yaml` lacks (DVC
   would refuse its `-S` too, but only after the queue or the run started), a section given
   as a value or a value as a section, and a value of another kind than the param's (a
-  number written `3e-5`, which YAML reads as text, a flag written `"yes"`). `None` is
-  accepted anywhere (e.g. `data.columns.post_text: null`, no body column), as are a list
+  number that arrives as text, as `yaml.safe_load` reads `3e-5` though `params.parse_yaml`
+  does not; a flag written `"yes"`). `None` is accepted anywhere (e.g. `data.columns.post_text: null`, no body column), as are a list
   and a string for each other (`model.lora.target_modules`).
 - `profile_overrides` flattens the profile to `key=value` strings, values written in
   Hydra's override grammar, which DVC parses `-S` with (`ablation.hydra_value`: strings
@@ -105,7 +105,7 @@ def check_profile(params: Mapping[str, Any], override: Mapping[str, Any], label:
             elif value is not None and current is not None and _kind(value) != _kind(current):
                 raise ValueError(
                     f"{label}: {name} is {_kind(current)} in params.yaml ({current!r}), the profile gives "
-                    f"{_kind(value)} ({value!r}; YAML reads 3e-5 as text: write 3.0e-5)"
+                    f"{_kind(value)} ({value!r})"
                 )
 
     walk(params, override, "")
