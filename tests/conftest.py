@@ -51,6 +51,22 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A throwaway MLflow sqlite store in the working directory (`tracking.configure` puts it at
+    the project root, here `tmp_path`), outside any pipeline run."""
+    import mlflow
+
+    from divwrite.tracking import PARENT_RUN_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv(PARENT_RUN_ENV, raising=False)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """`../shared/data`, or skip when the project is a fresh clone without it."""
     path = SHARED / "data"

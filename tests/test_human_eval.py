@@ -17,7 +17,7 @@ from divwrite.human_eval import analyze, export_tasks, load_tasks, make_server, 
 from divwrite.human_eval.answers import read_answers
 from divwrite.human_eval.cli import main as human_cli
 from divwrite.human_eval.tasks import excerpt
-from divwrite.tracking import PARENT_RUN_ENV, file_md5
+from divwrite.tracking import file_md5
 
 METHOD_A, METHOD_B = "ddpo-both", "dpo"
 # Each method's stories carry a marker word (not its name: the page must not name methods).
@@ -257,17 +257,6 @@ def test_analysis_refuses_answers_of_another_task_file_and_an_empty_file(generat
     (tmp_path / "broken.jsonl").write_text("not json\n")
     with pytest.raises(ValueError, match=r"broken.jsonl:1: not a JSON answer"):
         analyze(tmp_path / "tasks.json", tmp_path / "broken.jsonl")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A throwaway MLflow store in the working directory (as tests/test_tracking.py)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.delenv(PARENT_RUN_ENV, raising=False)
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
 
 
 def test_analysis_report_files_and_mlflow_run(answered, store):

@@ -24,16 +24,6 @@ def test_file_md5_matches_dvc_digest_of_known_bytes(tmp_path):
     assert file_md5(f) == "b1946ac92492d2347c6235b4d2611184"
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.delenv(PARENT_RUN_ENV, raising=False)
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-
-
 def test_stage_run_nests_under_pipeline_run_in_sqlite_store(store, monkeypatch):
     exp_id = configure("unit")
     assert (store / "mlflow.db").exists()
