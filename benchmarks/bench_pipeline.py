@@ -26,7 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import networkx as nx
 import yaml
+from dvc.repo import Repo
 from harness import RESULTS, ROOT, Goal, median, report
 
 from divwrite import pipeline, tracking
@@ -56,7 +58,15 @@ def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
         path.write_text(original, encoding="utf-8")
     if dry.returncode != 0:
         raise RuntimeError(f"dvc repro --dry failed: {dry.stderr[-2000:]}")
-    return re.findall(r"Running stage '([^']+)'", dry.stdout)
+    changed = re.findall(r"Running stage '([^']+)'", dry.stdout)
+    # A dry run lists the stages whose own deps changed; those downstream re-run too once the
+    # new outputs exist. DVC's graph points from a stage to the stages it depends on.
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph
+        stages = {s.addressing: s for s in graph.nodes}
+        downstream = {d.addressing for name in changed for d in nx.ancestors(graph, stages[name])}
+        order = {s.addressing: i for i, s in enumerate(reversed(list(nx.topological_sort(graph))))}
+    return sorted(set(changed) | downstream, key=lambda name: order[name])
 
 
 def run(profile: str, workdir: Path | None, out: Path | None = RESULTS, in_place: bool = False) -> dict:

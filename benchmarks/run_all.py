@@ -15,6 +15,7 @@ import time
 
 import bench_deviation
 import bench_generation
+import bench_launch
 import bench_pairing
 import bench_pipeline
 import bench_trainers
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "deviation": lambda full: bench_deviation.run(60, rounds=2),
     "trainers": lambda full: bench_trainers.run(60, steps=12, rounds=3),
     "generation": lambda full: bench_generation.run(32, 160, rounds=2),
+    "launch": lambda full: bench_launch.run(rounds=5),
     "pipeline": lambda full: [bench_pipeline.run(p, None) for p in (["smoke", "default"] if full else ["smoke"])],
 }
 

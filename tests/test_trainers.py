@@ -240,8 +240,12 @@ def test_reference_pass_is_cached_across_dpo_and_ddpo(base_model, tokenizer, tmp
     weights = np.random.default_rng(2).uniform(0.5, 2.0, N_PAIRS)
     fresh = ref_columns(make(LengthGroupedDPOTrainer, pairs(), None))  # no cache: TRL's own pass
     first = make(LengthGroupedDPOTrainer, pairs(), cache)  # dpo: computes and writes
+    rng_after_pass = torch.get_rng_state()
     assert len(list(cache.glob("*.safetensors"))) == 1 and not list(cache.glob(".*tmp"))
     second = make(DeviationWeightedDPOTrainer, pairs(weights), cache)  # ddpo: reads (its weights do not matter)
+    # The pass (a DataLoader draws a seed from torch's generator) leaves the generator as a cache hit does:
+    # training draws the same batches and dropout either way.
+    assert torch.equal(torch.get_rng_state(), rng_after_pass)
     assert ref_columns(first) == ref_columns(second) == fresh
     assert fresh["ref_chosen_logps"][0] == "float" and len(list(cache.glob("*.safetensors"))) == 1
     assert second.train_dataset["weight"] == pytest.approx(list(weights))

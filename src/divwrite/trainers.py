@@ -139,6 +139,13 @@ class LengthGroupedDPOTrainer(PairLengthGrouping, DPOTrainer):
         pairs, compute them once between them."""
         if not isinstance(dataset, Dataset):
             return super()._precompute_ref_logps(dataset, name, batch_size)
+        # The pass iterates a DataLoader, which draws a seed from torch's global generator: it must
+        # leave that generator as it found it, so training is the same whether the pass ran or was read.
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return self._reference_pass(dataset, name, batch_size)
+
+    def _reference_pass(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
         order = np.argsort(pair_lengths(dataset, *self.pair_length_columns), kind="stable")
         path = None
         if self.ref_logps_cache_dir is not None:
