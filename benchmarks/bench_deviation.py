@@ -50,6 +50,19 @@ def run(n_prompts: int, rounds: int, out: Path | None = RESULTS) -> dict:
 
     times = interleaved({"per_prompt": per_prompt, "pipeline": pipeline, "limit": limit}, rounds=rounds)
     rate = {name: len(texts) / median(t) for name, t in times.items()}
+    # How the one-call ceiling depends on the batch size: on a CPU a big batch buys little or
+    # nothing (the matmuls are already large at a few stories), on a GPU it is what fills the device.
+    by_batch = {
+        size: len(texts) / median(t)
+        for size, t in interleaved(
+            {
+                size: (lambda size=size: embedder.model.encode(texts, batch_size=size, normalize_embeddings=True))
+                for size in (8, 32, BATCH)
+            },
+            rounds=1,
+            warmup=0,
+        ).items()
+    }
 
     # A new weighting option over the same pairs: embeddings come from the stage's table.
     pairs = make_pairs(df, gap=5, seed=0)
@@ -65,11 +78,13 @@ def run(n_prompts: int, rounds: int, out: Path | None = RESULTS) -> dict:
         "prompts": len(groups),
         "mean_responses_per_prompt": len(texts) / len(groups),
         "responses_per_second": rate,
+        "limit_by_batch_size": by_batch,
         "rerun_new_option_seconds": rerun,
         "cold_embedding_seconds": cold,
     }
     print(f"{len(texts)} responses over {len(groups)} prompts; responses/s: "
           + ", ".join(f"{k} {v:.0f}" for k, v in rate.items()))  # fmt: skip
+    print("one-call ceiling by batch size: " + ", ".join(f"{k}: {v:.0f}/s" for k, v in by_batch.items()))
     print(f"re-run with min_weight=0.5 from the cached embeddings: {rerun:.3f} s (cold embedding {cold:.1f} s)")
     goals = [
         Goal("vs_per_prompt", rate["pipeline"] / rate["per_prompt"], ">=", 3.0),
