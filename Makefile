@@ -1,7 +1,7 @@
 # Two commands on a fresh clone (Python 3.11 + pip only):
 #   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
 #   make test   - set up .venv, then run the tests
-# Also: make smoke (tiny sizes, scratch copy, ~6-7 min), make ui (MLflow on localhost),
+# Also: make smoke (tiny sizes, scratch copy, ~5 min), make ui (MLflow on localhost),
 #       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments),
 #       make bench (benchmarks/ against their baselines -> reports/benchmarks.json).
 

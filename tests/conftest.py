@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-# The modules that run the pipeline, longest first (minutes on 2 cores, see README "Timings"):
+# The modules that run the pipeline, longest first (minutes on 2 cores, see README "Performance"):
 # `--dist loadfile` hands whole modules to idle workers in collection order, so starting the
 # longest ones first keeps the two workers busy until the end (longest-processing-time first).
 SLOWEST_FIRST = [

@@ -130,6 +130,15 @@ class Report:
 # -- inputs -------------------------------------------------------------------------------
 
 
+def _has_param(params: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def profile_overrides(root: Path, profile: str) -> dict[str, Any]:
     """`profiles/<profile>.yaml` as flat `key -> value` overrides (`{}` for `full`).
 
