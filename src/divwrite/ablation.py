@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from divwrite.params import has_param
 from divwrite.pipeline import _venv_env
 from divwrite.records import atomic_path, read_json, write_json
 
@@ -130,15 +131,6 @@ def _flat_overrides(overrides: Mapping[str, Any], prefix: str = "") -> dict[str,
     return flat
 
 
-def _has_key(params: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def methods_to_delete(trained: Mapping[str, Any], methods: Any, label: str) -> list[str]:
     """The `train.methods` an experiment that keeps only `methods` (and `sft`, which every
     preference method starts from) deletes with `~train.methods.<m>`, in params order.
@@ -195,7 +187,7 @@ def _spec(params: Mapping[str, Any]) -> tuple[list[str], list[int], dict[str, di
         for key, value in flat.items():
             if key == "deviate.max_responses" or key == "train" or key.startswith("train.methods"):
                 raise ValueError(f"ablation.variants.{name}: {key} is set by the grid itself")
-            if not _has_key(params, key):
+            if not has_param(params, key):
                 raise ValueError(f"ablation.variants.{name}: no param {key!r} in params.yaml")
             hydra_value(value)  # raises on values a -S override cannot carry
         flat_variants[name] = flat

@@ -59,7 +59,7 @@ from typing import Any
 import yaml
 
 from divwrite.ablation import hydra_value
-from divwrite.params import flatten, load_params, parse_yaml
+from divwrite.params import flatten, has_param, load_params, parse_yaml
 from divwrite.pipeline import _venv_env
 from divwrite.profiles import load_profile
 from divwrite.records import atomic_path
@@ -128,15 +128,6 @@ class Report:
 
 
 # -- inputs -------------------------------------------------------------------------------
-
-
-def _has_param(params: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
 
 
 def profile_overrides(root: Path, profile: str) -> dict[str, Any]:
@@ -532,7 +523,7 @@ def plan(root: Path, profile: str, base_rev: str, targets: Sequence[str]) -> Rep
         base_params = parse_yaml(shown.stdout) if shown.returncode == 0 else None
         if not isinstance(base_params, dict):
             raise ValueError(f"{base_rev}: no params.yaml in that revision")
-        kept = {k: v for k, v in overrides.items() if _has_param(base_params, k)}
+        kept = {k: v for k, v in overrides.items() if has_param(base_params, k)}
         base.skipped = [k for k in overrides if k not in kept]
         base.overrides = override_args(kept)
         base.experiment = experiment_name(profile, base.sha, base.overrides, targets)
