@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from divwrite.params import has_param
+from divwrite.params import get_param, has_param
 from divwrite.pipeline import _venv_env
 from divwrite.records import atomic_path, read_json, write_json
 
@@ -415,15 +415,6 @@ def metrics_from_evaluation(root: Path, rev: str, confidence: float) -> dict[str
         return read_json(write_results(rows, tmp)["metrics_json"])
 
 
-def _param(params: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def collect(
     root: Path,
     points: Sequence[GridPoint],
@@ -450,19 +441,19 @@ def collect(
         }
         if exp is not None:
             row["params"] = {
-                key: _param(exp.params, key)
+                key: get_param(exp.params, key)
                 for key in ("deviate.max_responses", "deviate.min_weight", "deviate.high_quality_first")
             }
             for override in point.overrides:
                 key = override.split("=", 1)[0]
                 if "=" in override and not key.startswith("~"):
-                    row["params"].setdefault(key, _param(exp.params, key))
-            row["trained"] = list(_param(exp.params, "train.methods") or {})
+                    row["params"].setdefault(key, get_param(exp.params, key))
+            row["trained"] = list(get_param(exp.params, "train.methods") or {})
         if exp is not None and exp.state == "success":
             if exp.metrics is not None:
                 metrics, source = exp.metrics, METRICS_FILE
             else:
-                confidence = _param(exp.params, "evaluate.confidence") or 0.95
+                confidence = get_param(exp.params, "evaluate.confidence") or 0.95
                 metrics, source = load(exp.rev, confidence), f"{EVALUATION_TABLE} (DVC cache)"
             order = [m for m in row["trained"] if m in metrics] + sorted(m for m in metrics if m not in row["trained"])
             row["metrics_source"] = source

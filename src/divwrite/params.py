@@ -50,14 +50,22 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return params
 
 
-def has_param(params: Mapping[str, Any], dotted: str) -> bool:
-    """Whether `params` has the (nested) key `dotted`, e.g. `"dpo.beta"`."""
+_MISSING = object()
+
+
+def get_param(params: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    """The value of the (nested) key `dotted` of `params`, e.g. `"dpo.beta"`, else `default`."""
     node: Any = params
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return False
+            return default
         node = node[part]
-    return True
+    return node
+
+
+def has_param(params: Mapping[str, Any], dotted: str) -> bool:
+    """Whether `params` has the (nested) key `dotted`."""
+    return get_param(params, dotted, _MISSING) is not _MISSING
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
