@@ -25,7 +25,7 @@ import transformers
 from harness import RESULTS, Goal, corpus_responses, median, report
 from trl import DPOTrainer
 
-from divwrite.modeling import build_builtin_model, load_causal_lm
+from divwrite.modeling import builtin_model_from_params, load_causal_lm
 from divwrite.pairing import make_pairs
 from divwrite.params import load_params
 from divwrite.tokenizer import train_bpe_tokenizer
@@ -58,16 +58,7 @@ def _sft_dir(root: Path, texts: list[str], seed: int) -> Path:
     cfg = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["model"]
     out = root / "sft"
     tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg["vocab_size"], out_dir=out)
-    model = build_builtin_model(
-        tokenizer,
-        hidden_size=cfg["hidden_size"],
-        intermediate_size=cfg["intermediate_size"],
-        num_layers=cfg["num_layers"],
-        num_heads=cfg["num_heads"],
-        max_position_embeddings=cfg["max_position_embeddings"],
-        seed=seed,
-    )
-    model.save_pretrained(out)
+    builtin_model_from_params(tokenizer, cfg, seed=seed).save_pretrained(out)
     return out
 
 

@@ -8,7 +8,7 @@ it from.
 
 from pathlib import Path
 
-from divwrite.modeling import build_builtin_model
+from divwrite.modeling import builtin_model_from_params
 from divwrite.records import write_json
 from divwrite.stage import read_input, run_stage
 from divwrite.tokenizer import ensure_chat_template, load_tokenizer, train_bpe_tokenizer
@@ -22,15 +22,7 @@ def main(params: dict) -> dict:
         train = read_input("data/ingested/train.parquet", ["prompt", "response"])
         texts = list(train["prompt"].drop_duplicates()) + list(train["response"])
         tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg["vocab_size"], out_dir=OUT)
-        model = build_builtin_model(
-            tokenizer,
-            hidden_size=cfg["hidden_size"],
-            intermediate_size=cfg["intermediate_size"],
-            num_layers=cfg["num_layers"],
-            num_heads=cfg["num_heads"],
-            max_position_embeddings=cfg["max_position_embeddings"],
-            seed=params["seed"],
-        )
+        model = builtin_model_from_params(tokenizer, cfg, seed=params["seed"])
         model.save_pretrained(OUT)
         n_params = sum(p.numel() for p in model.parameters())
     else:

@@ -16,6 +16,15 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 
+# The `model` params that size the built-in Llama (params.yaml).
+BUILTIN_SIZES = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "max_position_embeddings")
+
+
+def builtin_model_from_params(tokenizer: PreTrainedTokenizerBase, model_params: dict, seed: int) -> LlamaForCausalLM:
+    """`build_builtin_model` sized by params.yaml's `model` section."""
+    return build_builtin_model(tokenizer, seed=seed, **{k: model_params[k] for k in BUILTIN_SIZES})
+
+
 def build_builtin_model(
     tokenizer: PreTrainedTokenizerBase,
     *,
