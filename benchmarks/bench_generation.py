@@ -18,8 +18,8 @@ from pathlib import Path
 
 from harness import RESULTS, ROOT, Goal, corpus_responses, interleaved, median, report
 
-from divwrite.generation import generate_samples, load_generator
-from divwrite.params import load_params
+from divwrite.evaluation.generation import generate_samples, load_generator
+from divwrite.core.params import load_params
 
 
 def _model_dir(tmp: Path, texts: list[str]) -> tuple[Path, str]:

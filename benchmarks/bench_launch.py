@@ -1,7 +1,7 @@
-"""Start-up of a training stage: `accelerate launch` against `divwrite.launch` (dvc.yaml's train cmd).
+"""Start-up of a training stage: `accelerate launch` against `divwrite.training.launch` (dvc.yaml's train cmd).
 
 For the default single-process config, `accelerate launch` imports torch, then starts a second
-Python that imports torch, transformers, TRL and the trainers again; `divwrite.launch` parses
+Python that imports torch, transformers, TRL and the trainers again; `divwrite.training.launch` parses
 the same options with accelerate's own code and runs the script in its own process. Both run
 a script that imports what `stages/train.py` imports and exits, so the difference is pure
 launcher overhead; interleaved rounds, wall seconds per launch.
@@ -34,7 +34,7 @@ def run(rounds: int, out: Path | None = RESULTS) -> dict:
             )
 
         times = interleaved(
-            {"accelerate_launch": launch("accelerate.commands.launch"), "divwrite_launch": launch("divwrite.launch")},
+            {"accelerate_launch": launch("accelerate.commands.launch"), "divwrite_launch": launch("divwrite.training.launch")},
             rounds=rounds,
         )
     stock, ours = median(times["accelerate_launch"]), median(times["divwrite_launch"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from harness import RESULTS, Goal, interleaved, median, report, upvote_sample
 
-from divwrite.pairing import sample_pairs, sample_pairs_reference
+from divwrite.data.pairing import sample_pairs, sample_pairs_reference
 
 GAP = 5.0
 PROMPTS_PER_SIZE = {4: 2000, 50: 40, 500: 1}  # about the same number of responses at the small sizes

@@ -31,8 +31,10 @@ import yaml
 from dvc.repo import Repo
 from harness import RESULTS, ROOT, Goal, median, report
 
-from divwrite import pipeline, tracking
-from divwrite.params import parse_yaml
+from divwrite.ops import pipeline
+
+from divwrite.core import tracking
+from divwrite.core.params import parse_yaml
 
 GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
 CHANGED_PARAM = ("dpo", "beta", 0.2)

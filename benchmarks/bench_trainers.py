@@ -25,12 +25,12 @@ import transformers
 from harness import RESULTS, Goal, corpus_responses, median, report
 from trl import DPOTrainer
 
-from divwrite.modeling import builtin_model_from_params, load_causal_lm
-from divwrite.pairing import make_pairs
-from divwrite.params import load_params
-from divwrite.tokenizer import train_bpe_tokenizer
-from divwrite.training import build_preference_trainer, preference_dataset
-from divwrite.trainers import TRLExperimentalWarning
+from divwrite.training.modeling import builtin_model_from_params, load_causal_lm
+from divwrite.data.pairing import make_pairs
+from divwrite.core.params import load_params
+from divwrite.training.tokenizer import train_bpe_tokenizer
+from divwrite.training.runs import build_preference_trainer, preference_dataset
+from divwrite.training.trainers import TRLExperimentalWarning
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", TRLExperimentalWarning)

@@ -17,10 +17,10 @@ from bench_trainers import _sft_dir
 from harness import RESULTS, corpus_responses, write_section
 from torch.profiler import ProfilerActivity, profile
 
-from divwrite.modeling import load_causal_lm
-from divwrite.pairing import make_pairs
-from divwrite.tokenizer import load_tokenizer
-from divwrite.training import build_preference_trainer, build_sft_trainer
+from divwrite.training.modeling import load_causal_lm
+from divwrite.data.pairing import make_pairs
+from divwrite.training.tokenizer import load_tokenizer
+from divwrite.training.runs import build_preference_trainer, build_sft_trainer
 
 
 class Profiled(transformers.TrainerCallback):

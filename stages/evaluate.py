@@ -11,13 +11,13 @@ so `mlflow ui` compares methods.
 import mlflow
 import pandas as pd
 
-from divwrite.embedders import load_embedder
-from divwrite.evaluation import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
-from divwrite.records import RESPONSE_COLUMNS, write_table
-from divwrite.reporting import FIGURES, plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity, write_results
-from divwrite.reward import SequenceRewardModel
-from divwrite.stage import read_input, run_stage
-from divwrite.tracking import log_artifact, log_metrics
+from divwrite.weighting.embedders import load_embedder
+from divwrite.evaluation.scoring import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
+from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.evaluation.reporting import FIGURES, plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity, write_results
+from divwrite.evaluation.reward import SequenceRewardModel
+from divwrite.core.stage import read_input, run_stage
+from divwrite.core.tracking import log_artifact, log_metrics
 
 
 def samples_by_prompt(gen: pd.DataFrame, prompt_ids: set[str]) -> dict[str, list[str]]:

@@ -3,13 +3,14 @@
 
 import pandas as pd
 
-from divwrite.dataset_card import card_markdown, dataset_card
-from divwrite.filtering import filter_responses
-from divwrite.gates import GateBounds, check_responses
-from divwrite.records import RESPONSE_COLUMNS, atomic_path, write_json, write_table
-from divwrite.stage import gate_docs_dir, read_input, report_gate, run_stage
-from divwrite.tokenizer import chat_token_lengths, load_tokenizer
-from divwrite.tracking import log_artifact
+from divwrite.data.card import card_markdown, dataset_card
+from divwrite.data.filtering import filter_responses
+from divwrite.data.gates import GateBounds, check_responses
+from divwrite.core.files import atomic_path, write_json
+from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.stage import gate_docs_dir, read_input, report_gate, run_stage
+from divwrite.training.tokenizer import chat_token_lengths, load_tokenizer
+from divwrite.core.tracking import log_artifact
 
 SPLITS = ("train", "test")
 

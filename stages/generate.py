@@ -5,9 +5,9 @@ import sys
 
 import pandas as pd
 
-from divwrite.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
-from divwrite.records import RESPONSE_COLUMNS, write_table
-from divwrite.stage import read_input, run_stage
+from divwrite.evaluation.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
+from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.stage import read_input, run_stage
 
 
 def test_prompts(max_prompts: int) -> pd.DataFrame:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from divwrite.gates import GateBounds, check_responses
-from divwrite.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
-from divwrite.records import write_json, write_table
-from divwrite.stage import gate_docs_dir, report_gate, run_stage
+from divwrite.data.gates import GateBounds, check_responses
+from divwrite.data.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
+from divwrite.core.files import write_json
+from divwrite.core.records import write_table
+from divwrite.core.stage import gate_docs_dir, report_gate, run_stage
 
 
 def warn_if_untracked(source: str) -> None:

@@ -6,9 +6,11 @@ the model trained without them to models/reward and its held-out metrics to
 reports/stages/reward.json.
 """
 
-from divwrite.records import RESPONSE_COLUMNS, write_json
-from divwrite.reward import train_reward_model
-from divwrite.stage import read_input, run_stage
+from divwrite.core.files import write_json
+
+from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.evaluation.reward import train_reward_model
+from divwrite.core.stage import read_input, run_stage
 
 
 def main(params: dict) -> dict:

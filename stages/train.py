@@ -17,13 +17,14 @@ import os
 import sys
 from pathlib import Path
 
-from divwrite.checkpoints import fingerprint
-from divwrite.distributed import is_main_process, use_cpu_cores, world_size
-from divwrite.modeling import is_adapter, load_causal_lm, lora_config
-from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table, write_json
-from divwrite.stage import read_input, run_stage
-from divwrite.tokenizer import load_tokenizer
-from divwrite.training import run_preference, run_sft
+from divwrite.training.checkpoints import fingerprint
+from divwrite.core.distributed import is_main_process, use_cpu_cores, world_size
+from divwrite.training.modeling import is_adapter, load_causal_lm, lora_config
+from divwrite.core.files import write_json
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table
+from divwrite.core.stage import read_input, run_stage
+from divwrite.training.tokenizer import load_tokenizer
+from divwrite.training.runs import run_preference, run_sft
 
 PREFERENCE_LOSSES = ("dpo", "orpo")  # params section of each: beta, learning_rate, epochs, batch_size
 # DPO's reference passes, shared by dpo / ddpo-* (same SFT reference, same pairs), outside DVC

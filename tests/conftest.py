@@ -56,7 +56,7 @@ def store(tmp_path, monkeypatch):
     the project root, here `tmp_path`), outside any pipeline run."""
     import mlflow
 
-    from divwrite.tracking import PARENT_RUN_ENV
+    from divwrite.core.tracking import PARENT_RUN_ENV
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from divwrite import ablation
-from divwrite.ablation import GridPoint, build_grid, collect, experiments, hydra_value, queue_command
+from divwrite.ops import ablation
+from divwrite.ops.ablation import GridPoint, build_grid, collect, experiments, hydra_value, queue_command
 
 DATA = Path(__file__).parent / "data"
 # `dvc exp show --json` of a smoke project whose `reports/` is git-ignored (as in this repo):
@@ -294,7 +294,7 @@ def run(cwd: Path, *cmd: str) -> str:
 def test_grid_runs_as_queued_experiments(tmp_path):
     """Smoke profile, methods sft + dpo + ddpo-both + orpo (the grid deletes orpo): commit,
     `dvc repro`, commit the lock, then `divwrite ablate` on a 2-point grid."""
-    from divwrite.pipeline import prepare_smoke_copy
+    from divwrite.ops.pipeline import prepare_smoke_copy
 
     root = prepare_smoke_copy(REPO, tmp_path / "project")
     params = yaml.safe_load((root / "params.yaml").read_text())

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from divwrite.pairing import make_pairs
+from divwrite.data.pairing import make_pairs
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_pairing  # noqa: E402

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite import corpus
-from divwrite.corpus import (
+from divwrite.data import corpus
+from divwrite.data.corpus import (
     ARCHETYPE_POPULARITY,
     ARCHETYPE_QUALITY,
     ARCHETYPES,
@@ -27,7 +27,7 @@ from divwrite.corpus import (
     on_topic,
     true_quality,
 )
-from divwrite.records import prompt_id, response_id
+from divwrite.core.records import prompt_id, response_id
 
 BOT_MARKERS = ("**Welcome to the Prompt!**", "**Off-Topic Discussion**", "this submission has been removed")
 UNRELATED = (

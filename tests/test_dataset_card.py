@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from divwrite.dataset_card import card_markdown, dataset_card, split_card
+from divwrite.data.card import card_markdown, dataset_card, split_card
 
 
 def table(counts: dict[str, int]) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.modeling import build_builtin_model
-from divwrite.tokenizer import train_bpe_tokenizer
+from divwrite.training.modeling import build_builtin_model
+from divwrite.training.tokenizer import train_bpe_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "ddp_train.py"
@@ -105,7 +105,7 @@ def _launch_ddp(work: Path, out_json: Path, per_device_batch: int) -> list[str]:
     # picks the torchrun launcher, and `use_cpu` makes each process MULTI_CPU over gloo (see the
     # config's header). A free localhost port, MASTER_ADDR 127.0.0.1: no network.
     return [
-        sys.executable, "-m", "divwrite.launch",  # as dvc.yaml launches it: handed to accelerate (2 processes)
+        sys.executable, "-m", "divwrite.training.launch",  # as dvc.yaml launches it: handed to accelerate (2 processes)
         "--config_file", str(CPU_DDP_CONFIG),
         "--multi_gpu",
         "--num_processes", "2",
@@ -158,7 +158,7 @@ def test_train_stage_under_two_processes_writes_once(tmp_path: Path) -> None:
     params["train"]["checkpoint_steps"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     cmd = [
-        sys.executable, "-m", "divwrite.launch",  # as dvc.yaml launches it: handed to accelerate (2 processes)
+        sys.executable, "-m", "divwrite.training.launch",  # as dvc.yaml launches it: handed to accelerate (2 processes)
         "--config_file", str(CPU_DDP_CONFIG), "--multi_gpu", "--num_processes", "2",
         "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
         "stages/train.py", "ddpo-both",

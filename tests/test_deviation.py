@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.deviation import (
+from divwrite.weighting.deviation import (
     DEVIATION_COLUMNS,
     WEIGHT_COLUMNS,
     combine_geometric,
@@ -20,8 +20,8 @@ from divwrite.deviation import (
     select_pairs,
     weight_pairs,
 )
-from divwrite.embedders import load_embedder
-from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.weighting.embedders import load_embedder
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 
 
 def unit(degrees: float) -> list[float]:

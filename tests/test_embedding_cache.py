@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from divwrite import embedders, embedding_cache
-from divwrite.embedders import (
+from divwrite.weighting import embedders
+
+from divwrite.weighting import embedding_cache
+from divwrite.weighting.embedders import (
     SentenceTransformerEmbedder,
     StylometricEmbedder,
     _local_model_dir,
     load_embedder,
     model_files_digest,
 )
-from divwrite.embedding_cache import (
+from divwrite.weighting.embedding_cache import (
     CachedEmbedder,
     cache_slug,
     cached,

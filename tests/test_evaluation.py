@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.embedders import load_embedder
-from divwrite.evaluation import (
+from divwrite.weighting.embedders import load_embedder
+from divwrite.evaluation.scoring import (
     ALL_METRICS,
     METRIC_COLUMNS,
     TRUTH_COLUMNS,
@@ -20,14 +20,14 @@ from divwrite.evaluation import (
     label_entropy,
     summarise,
 )
-from divwrite.metrics import (
+from divwrite.evaluation.metrics import (
     compression_ratio,
     homogenization_rouge_l,
     mean_ci,
     mean_pairwise_cosine_distance,
     ngram_diversity,
 )
-from divwrite.records import RESPONSE_COLUMNS
+from divwrite.core.records import RESPONSE_COLUMNS
 
 SAMPLES = {
     "p2": [
@@ -77,7 +77,7 @@ def minilm():
 @pytest.fixture(scope="module")
 def small_corpus():
     """A few prompts of the built-in corpus: real stories with known archetype and style."""
-    from divwrite.corpus import generate_corpus
+    from divwrite.data.corpus import generate_corpus
 
     return generate_corpus(n_prompts=4, seed=0, mean_responses=8.0, junk_rate=0.0)
 
@@ -106,7 +106,7 @@ def test_evaluate_samples_rows_and_values(minilm) -> None:
 
 
 def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
-    from divwrite import corpus
+    from divwrite.data import corpus
 
     truth = small_corpus.truth_responses
     samples, prompts = {}, {}

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.filtering import filter_responses, is_deleted, is_empty, is_moderation, removal_reasons
-from divwrite.records import RESPONSE_COLUMNS
+from divwrite.data.filtering import filter_responses, is_deleted, is_empty, is_moderation, removal_reasons
+from divwrite.core.records import RESPONSE_COLUMNS
 
 WELCOME = "**Welcome to the Prompt!** All top-level comments must be a story or poem."
 REMOVED = "Hello, u/someone! This submission has been removed because it breaks rule 2."
@@ -110,7 +110,7 @@ def test_duplicates_dropped_only_when_asked() -> None:
 
 def test_absurdly_long_response_goes_by_token_count(tmp_path) -> None:
     """Ingest keeps a 200,000-word response; filter removes it with the real tokenizer's count."""
-    from divwrite.tokenizer import chat_token_lengths, train_bpe_tokenizer
+    from divwrite.training.tokenizer import chat_token_lengths, train_bpe_tokenizer
 
     df = table([("a", "A short story."), ("a", "word " * 200_000), ("a", "Another one.")])
     tokenizer = train_bpe_tokenizer(["A short story about words.", "Another one."] * 20, vocab_size=300, out_dir=tmp_path)

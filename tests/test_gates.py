@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from divwrite.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
-from divwrite.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.data.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 N_PROMPTS, PER_PROMPT = 12, 4

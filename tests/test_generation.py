@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from divwrite.generation import generate_samples
-from divwrite.modeling import build_builtin_model
-from divwrite.tokenizer import ROLE_TOKENS, chat_messages, load_tokenizer, train_bpe_tokenizer
+from divwrite.evaluation.generation import generate_samples
+from divwrite.training.modeling import build_builtin_model
+from divwrite.training.tokenizer import ROLE_TOKENS, chat_messages, load_tokenizer, train_bpe_tokenizer
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said".split()
 PROMPTS = ["a cat", "the old man and the sea said the storm on the night", "ship", "a dog ran on the mat"]
@@ -72,7 +72,7 @@ def test_left_padding_matches_unbatched(setup):
 
 
 def test_load_generator_round_trip(setup, tmp_path):
-    from divwrite.generation import load_generator
+    from divwrite.evaluation.generation import load_generator
 
     model, tokenizer = setup
     model.save_pretrained(tmp_path)
@@ -91,7 +91,7 @@ def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
 
     code = "import sys, divwrite.generation; print('vllm' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
-    from divwrite.generation import generate_samples_vllm, vllm_sampling_kwargs
+    from divwrite.evaluation.generation import generate_samples_vllm, vllm_sampling_kwargs
 
     settings = dict(n_samples=4, max_new_tokens=160, temperature=1.0, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=7)
     assert vllm_sampling_kwargs(**settings) == {

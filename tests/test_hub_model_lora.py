@@ -16,10 +16,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from divwrite.corpus import generate_corpus
-from divwrite.modeling import build_builtin_model
-from divwrite.pipeline import prepare_smoke_copy
-from divwrite.tokenizer import FALLBACK_CHAT_TEMPLATE, train_bpe_tokenizer
+from divwrite.data.corpus import generate_corpus
+from divwrite.training.modeling import build_builtin_model
+from divwrite.ops.pipeline import prepare_smoke_copy
+from divwrite.training.tokenizer import FALLBACK_CHAT_TEMPLATE, train_bpe_tokenizer
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

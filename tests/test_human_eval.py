@@ -1,4 +1,4 @@
-"""The human evaluation kit (`divwrite.human_eval`): task export, the answers file, the
+"""The human evaluation kit (`divwrite.evaluation.human`): task export, the answers file, the
 rating page in a real headless Chromium, and the Table 2 analysis against hand computation."""
 
 import json
@@ -13,11 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from divwrite.human_eval import analyze, export_tasks, load_tasks, make_server, serve, write_analysis
-from divwrite.human_eval.answers import read_answers
-from divwrite.human_eval.cli import main as human_cli
-from divwrite.human_eval.tasks import excerpt
-from divwrite.tracking import file_md5
+from divwrite.evaluation.human import analyze, export_tasks, load_tasks, make_server, serve, write_analysis
+from divwrite.evaluation.human.answers import read_answers
+from divwrite.evaluation.human.cli import main as human_cli
+from divwrite.evaluation.human.tasks import excerpt
+from divwrite.core.tracking import file_md5
 
 METHOD_A, METHOD_B = "ddpo-both", "dpo"
 # Each method's stories carry a marker word (not its name: the page must not name methods).

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.ingest import (
+from divwrite.data.ingest import (
     SourceSpec,
     build_prompt,
     held_out_prompts,
@@ -23,7 +23,7 @@ from divwrite.ingest import (
     strip_title_tag,
     transform_scores,
 )
-from divwrite.records import RESPONSE_COLUMNS, prompt_id
+from divwrite.core.records import RESPONSE_COLUMNS, prompt_id
 
 
 def record(title: str, text: str, texts: list[str], scores: list[float]) -> dict:
@@ -180,7 +180,7 @@ def test_load_records_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_load_builtin_corpus() -> None:
-    pytest.importorskip("divwrite.corpus")
+    pytest.importorskip("divwrite.data.corpus")
     settings = {"n_prompts": 6, "mean_responses": 4.0, "max_responses": 8, "junk_rate": 0.0}
     records, corpus = load_records("builtin", corpus=settings, seed=3)
     assert corpus is not None and len(records) == 6

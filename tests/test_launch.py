@@ -1,4 +1,4 @@
-"""`divwrite.launch`: accelerate's launcher in-process for one plain process, `accelerate launch`
+"""`divwrite.training.launch`: accelerate's launcher in-process for one plain process, `accelerate launch`
 itself otherwise."""
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from divwrite.launch import is_single_process
+from divwrite.training.launch import is_single_process
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "accelerate"
@@ -50,7 +50,7 @@ def test_single_process_runs_the_script_in_process_with_accelerates_environment(
                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    ours, theirs = run("-m", "divwrite.launch"), run("-m", "accelerate.commands.launch")
+    ours, theirs = run("-m", "divwrite.training.launch"), run("-m", "accelerate.commands.launch")
     assert ours["argv"] == theirs["argv"] == [str(script), "a", "--b"]
     assert ours["env"] == theirs["env"] and ours["env"]["ACCELERATE_MIXED_PRECISION"] == "no"
 
@@ -58,5 +58,5 @@ def test_single_process_runs_the_script_in_process_with_accelerates_environment(
 def test_a_failing_script_fails_the_launcher(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text("raise SystemExit(3)")
-    code = subprocess.call([sys.executable, "-m", "divwrite.launch", "--config_file", str(CONFIGS / "single_process.yaml"), str(script)])
+    code = subprocess.call([sys.executable, "-m", "divwrite.training.launch", "--config_file", str(CONFIGS / "single_process.yaml"), str(script)])
     assert code == 3

@@ -14,7 +14,7 @@ from trl import DPOConfig, DPOTrainer
 
 from tiny_preference import base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
-from divwrite.trainers import (
+from divwrite.training.trainers import (
     DeviationWeightedDPOConfig,
     DeviationWeightedDPOTrainer,
     LengthGroupedDPOTrainer,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from divwrite.metrics import (
+from divwrite.evaluation.metrics import (
     compression_ratio,
     homogenization_rouge_l,
     mean_ci,

@@ -1,6 +1,6 @@
 """Reading params: nested lookups and the YAML 1.2 float form DVC writes."""
 
-from divwrite.params import get_param, has_param, parse_yaml
+from divwrite.core.params import get_param, has_param, parse_yaml
 
 PARAMS = {"dpo": {"beta": 0.1, "ref": None}, "train": {"methods": {"sft": {"init": "base"}}}}
 

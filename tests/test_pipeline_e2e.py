@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import run_in_scratch_copy
 
-from divwrite.evaluation import ALL_METRICS
-from divwrite.reporting import FIGURES
+from divwrite.evaluation.scoring import ALL_METRICS
+from divwrite.evaluation.reporting import FIGURES
 
 pytestmark = pytest.mark.slow
 

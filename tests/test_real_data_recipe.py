@@ -33,10 +33,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from divwrite.ingest import build_prompt
-from divwrite.params import deep_merge, flatten, load_params
-from divwrite.pipeline import prepare_smoke_copy, profile_params
-from divwrite.profiles import (
+from divwrite.data.ingest import build_prompt
+from divwrite.core.params import deep_merge, flatten, load_params
+from divwrite.ops.pipeline import prepare_smoke_copy, profile_params
+from divwrite.ops.profiles import (
     check_profile,
     check_round_trip,
     exp_run_command,
@@ -45,8 +45,8 @@ from divwrite.profiles import (
     run_profile_experiment,
     stage_view,
 )
-from divwrite.records import prompt_id, response_id
-from divwrite.tokenizer import FALLBACK_CHAT_TEMPLATE, chat_messages, ensure_chat_template, load_tokenizer, train_bpe_tokenizer
+from divwrite.core.records import prompt_id, response_id
+from divwrite.training.tokenizer import FALLBACK_CHAT_TEMPLATE, chat_messages, ensure_chat_template, load_tokenizer, train_bpe_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_CARD = REPO / "tests" / "data" / "hub_schema" / "README.md"

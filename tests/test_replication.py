@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from divwrite.replication import claim_test, replicate_spec, seed_points, write_seeds
+from divwrite.ops.seeds import claim_test, replicate_spec, seed_points, write_seeds
 
 METHODS = {
     "sft": {"init": "base", "loss": "sft", "data": "filtered"},

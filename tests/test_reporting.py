@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from divwrite.evaluation import METRIC_COLUMNS, TRUTH_COLUMNS
-from divwrite.reporting import (
+from divwrite.evaluation.scoring import METRIC_COLUMNS, TRUTH_COLUMNS
+from divwrite.evaluation.reporting import (
     FIG_DPI,
     FIG_SIZE_IN,
     pareto_front,

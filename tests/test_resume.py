@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import run_in_scratch_copy
 
-from divwrite import checkpoints
+from divwrite.training import checkpoints
 
 
 def _checkpoint(directory: Path, step: int, complete: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""CI-triggered retraining (`divwrite.retrain`, `.github/workflows/retrain.yml`).
+"""CI-triggered retraining (`divwrite.ops.retrain`, `.github/workflows/retrain.yml`).
 
 Unit tests: the profile as `-S` overrides (DVC's own override machinery applied to
 params.yaml gives exactly the params of `divwrite smoke`), DVC's stage log, experiment
@@ -24,9 +24,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from divwrite import retrain
-from divwrite.params import flatten
-from divwrite.retrain import Report, Side, StageLog
+from divwrite.ops import retrain
+from divwrite.core.params import flatten
+from divwrite.ops.retrain import Report, Side, StageLog
 
 WORKFLOW = REPO / ".github/workflows/retrain.yml"
 PAIR_METRICS = [
@@ -97,7 +97,7 @@ def test_smoke_overrides_give_exactly_the_smoke_params(tmp_path):
     project's params.yaml into the params `divwrite smoke` runs with."""
     from dvc.utils.hydra import apply_overrides
 
-    from divwrite.pipeline import profile_params
+    from divwrite.ops.pipeline import profile_params
 
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text())
@@ -339,7 +339,7 @@ def clean_env() -> dict[str, str]:
 
 
 def run_retrain(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return sh(root, sys.executable, "-m", "divwrite.retrain", *args, check=False)
+    return sh(root, sys.executable, "-m", "divwrite.ops.retrain", *args, check=False)
 
 
 def branch(root: Path, name: str, start: str, old: str, new: str) -> str:
@@ -402,7 +402,7 @@ def baseline(ref: str) -> str:
 def project(tmp_path_factory) -> dict:
     """The project's files (not its outputs) committed as `main` in a new git repository,
     with `main`'s committed dvc.lock and reports (its metrics are the full profile's)."""
-    from divwrite.pipeline import _tracked_files
+    from divwrite.ops.pipeline import _tracked_files
 
     root = tmp_path_factory.mktemp("retrain") / "project"
     for rel in _tracked_files(REPO):

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.records import RESPONSE_COLUMNS, read_json, write_json
-from divwrite.reward import (
+from divwrite.core.files import read_json, write_json
+
+from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.evaluation.reward import (
     CONFIG_FILE,
     INPUT_FORMAT,
     SequenceRewardModel,
@@ -20,7 +22,7 @@ from divwrite.reward import (
     ranking_metrics,
     train_reward_model,
 )
-from divwrite.tokenizer import load_tokenizer
+from divwrite.training.tokenizer import load_tokenizer
 
 SETTINGS = ["a lighthouse", "a desert town", "a space station", "an old library", "a fishing village", "a pass"]
 HEROES = ["a young thief", "a retired soldier", "a lonely robot", "a curious child", "a tired doctor", "a musician"]

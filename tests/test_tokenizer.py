@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from trl.data_utils import _tokenize
 
-from divwrite.tokenizer import (
+from divwrite.training.tokenizer import (
     BOS_TOKEN,
     EOS_TOKEN,
     PAD_TOKEN,

@@ -3,8 +3,8 @@
 import mlflow
 import pytest
 
-from divwrite.params import deep_merge, flatten
-from divwrite.tracking import PARENT_RUN_ENV, configure, file_md5, log_metrics, stage_run
+from divwrite.core.params import deep_merge, flatten
+from divwrite.core.tracking import PARENT_RUN_ENV, configure, file_md5, log_metrics, stage_run
 
 
 def test_deep_merge_overrides_leaves_and_keeps_the_rest():
@@ -64,7 +64,7 @@ def test_store_follows_dvc_root_in_queued_experiments(store, monkeypatch, tmp_pa
 def test_input_table_is_logged_with_dvc_md5_as_digest(store):
     import pandas as pd
 
-    from divwrite.tracking import log_table_input
+    from divwrite.core.tracking import log_table_input
 
     df = pd.DataFrame({"prompt_id": ["a", "b"], "upvotes": [3, 7]})
     df.to_parquet(store / "t.parquet")

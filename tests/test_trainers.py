@@ -13,7 +13,7 @@ from trl import DPOConfig, DPOTrainer
 
 from tiny_preference import N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
-from divwrite.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
+from divwrite.training.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
 
 def make_ddpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **extra):
     return DeviationWeightedDPOTrainer(
@@ -187,7 +187,7 @@ def test_weight_survives_preparation_and_collation(base_model, tokenizer, tmp_pa
 
 
 def test_precomputed_reference_and_peft_reference(base_model, tokenizer, tmp_path):
-    from divwrite.modeling import lora_config
+    from divwrite.training.modeling import lora_config
 
     weights = np.random.default_rng(1).uniform(0.1, 2.0, N_PAIRS)
     # Precomputed reference log-probs (no reference model kept): policy == reference at start,
@@ -218,7 +218,7 @@ def test_precomputed_reference_and_peft_reference(base_model, tokenizer, tmp_pat
 def test_reference_pass_is_cached_across_dpo_and_ddpo(base_model, tokenizer, tmp_path):
     """dpo and ddpo-* share the SFT reference and the pairs: the second trainer reads the first's
     reference log-probs from the cache, bit for bit what it would have computed itself."""
-    from divwrite.trainers import REF_LOGPS_COLUMNS, LengthGroupedDPOTrainer
+    from divwrite.training.trainers import REF_LOGPS_COLUMNS, LengthGroupedDPOTrainer
 
     cache = tmp_path / "ref_logps"
 

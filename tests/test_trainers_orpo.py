@@ -12,7 +12,7 @@ import torch
 
 from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
-from divwrite.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss
+from divwrite.training.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from divwrite.modeling import build_builtin_model, load_causal_lm, lora_config
-from divwrite.tokenizer import chat_messages, load_tokenizer, train_bpe_tokenizer
-from divwrite.training import build_sft_trainer, run_preference, run_sft
+from divwrite.training.modeling import build_builtin_model, load_causal_lm, lora_config
+from divwrite.training.tokenizer import chat_messages, load_tokenizer, train_bpe_tokenizer
+from divwrite.training.runs import build_sft_trainer, run_preference, run_sft
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said".split()
 SFT = dict(epochs=3, learning_rate=1e-2, batch_size=8, warmup_ratio=0.1, seed=0, max_length=96)

@@ -8,8 +8,8 @@ import random
 import pytest
 from datasets import Dataset
 
-from divwrite.modeling import build_builtin_model
-from divwrite.tokenizer import train_bpe_tokenizer
+from divwrite.training.modeling import build_builtin_model
+from divwrite.training.tokenizer import train_bpe_tokenizer
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said and then".split()
 N_PAIRS = 6

@@ -1,3 +1,5 @@
-"""divwrite: deviation-weighted post-training for diverse creative writing (Chung et al., 2025)."""
+"""divwrite: deviation-weighted post-training for diverse creative writing (Chung et al., 2025).
 
-__version__ = "0.1.0"
+Subpackages, lowest first: `core` (what every stage runs), `data`, `weighting`, `training`,
+`evaluation`, `ops` (running the pipeline); `cli` is the `divwrite` command.
+"""

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from divwrite import retrain as retraining
-from divwrite.human_eval import cli as human_cli
+from divwrite.ops import retrain as retraining
+from divwrite.evaluation.human import cli as human_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return human_cli.run(args)
     if args.command == "retrain":
         return retraining.run_from_args(args)
-    from divwrite import pipeline
+    from divwrite.ops import pipeline
 
     if args.command == "repro":
         return pipeline.run_pipeline(args.dvc_args + extra)
     if args.command == "ablate":
-        from divwrite.ablation import run_ablation
+        from divwrite.ops.ablation import run_ablation
 
         return run_ablation(
             max_responses=args.max_responses,
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
         )
     if args.command == "exp":
-        from divwrite.profiles import run_profile_experiment
+        from divwrite.ops.profiles import run_profile_experiment
 
         try:
             return run_profile_experiment(
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"divwrite: {err}", file=sys.stderr)
             return 2
     if args.command == "compare":
-        from divwrite.tracking import compare_runs, configure, find_run
+        from divwrite.core.tracking import compare_runs, configure, find_run
 
         configure(args.experiment or "divwrite", Path.cwd())
         try:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(compare_runs(*runs, all_params=args.all_params), end="")
         return 0
     if args.command == "seeds":
-        from divwrite.replication import run_seeds
+        from divwrite.ops.seeds import run_seeds
 
         return run_seeds(dry_run=args.dry_run, collect_only=args.collect_only, force=args.force, baseline=args.baseline)
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)

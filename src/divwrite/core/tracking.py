@@ -1,0 +1,208 @@
+"""MLflow tracking: one run per pipeline execution, one nested run per stage that ran.
+
+The store is a sqlite file in the repository (`mlflow.db`), artifacts go to
+`mlartifacts/`, telemetry is off. `divwrite repro` (what `make run` calls) opens the
+pipeline run and hands its id to the stages through `DIVWRITE_PIPELINE_RUN_ID`; a stage
+started some other way (`dvc repro`, `dvc exp run`, by hand) still gets a run of its
+own, tagged as standalone. `MLFLOW_TRACKING_URI` overrides the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from divwrite.core.params import flatten
+
+PARENT_RUN_ENV = "DIVWRITE_PIPELINE_RUN_ID"
+DEFAULT_EXPERIMENT = "divwrite"
+
+
+def project_root() -> Path:
+    """The repository whose `mlflow.db` receives the runs.
+
+    In `dvc exp run --queue` stages run in a temporary checkout while `DVC_ROOT` points at
+    the original repository: a path relative to the working directory would be lost with
+    the checkout, so the store follows `DVC_ROOT` when it is set.
+    """
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = root or project_root()
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def configure(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> str:
+    """Point MLflow at the project's store (telemetry off); return the experiment id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    import mlflow
+
+    root = root or project_root()
+    mlflow.set_tracking_uri(tracking_uri(root))
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts" / experiment).as_uri())
+    except Exception:  # another process created it in the meantime
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The checked-out commit (with `-dirty` when the tree has changes), or "unknown"."""
+    root = root or project_root()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def file_md5(path: str | Path) -> str:
+    """MD5 of a file's bytes: the digest DVC records for it in `dvc.lock`."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def log_table_input(df: Any, path: str | Path, context: str = "input") -> None:
+    """Record a stage's input table as an MLflow dataset whose digest is DVC's md5."""
+    import mlflow
+
+    path = Path(path)
+    with warnings.catch_warnings():  # schema inference warns about int columns and NaN: irrelevant here
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(df, source=str(path), name=path.name, digest=file_md5(path))
+        mlflow.log_input(dataset, context=context)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a file or a folder to the active MLflow run (nothing without one)."""
+    import mlflow
+
+    path = Path(path)
+    if mlflow.active_run() is None or not path.exists():
+        return
+    if path.is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
+    """Log the numeric leaves of a (nested) dict as metrics named `a.b.c`."""
+    import mlflow
+
+    flat = {
+        f"{prefix}{k}": float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if flat:
+        mlflow.log_metrics(flat)
+
+
+@contextmanager
+def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str | None = None) -> Iterator[Any]:
+    """A nested MLflow run for one stage (under the pipeline run when there is one).
+
+    Logs the stage's params (flattened), tags the git commit and the stage name, and
+    records the stage's wall time as the metric `stage_seconds`. A failure marks the run
+    FAILED and re-raises.
+    """
+    import mlflow
+
+    root = project_root()
+    experiment_id = configure(experiment or DEFAULT_EXPERIMENT, root)
+    parent = os.environ.get(PARENT_RUN_ENV) or None
+    tags = {
+        "divwrite.stage": stage,
+        "divwrite.kind": "stage" if parent else "standalone-stage",
+        "mlflow.source.git.commit": git_commit(root),
+    }
+    # A queued `dvc exp run` names its experiment and baseline: grid points stay apart in MLflow.
+    for env, tag in (("DVC_EXP_NAME", "dvc.experiment"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    start = time.perf_counter()
+    nested = mlflow.active_run() is not None  # in-process callers (tests, notebooks)
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=stage, parent_run_id=parent, nested=nested, tags=tags
+    ) as run:
+        if params:
+            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        yield run
+        mlflow.log_metric("stage_seconds", time.perf_counter() - start)
+
+
+def find_run(ref: str, experiment: str | None = None) -> Any:
+    """An MLflow run by id, or by run name (the most recent run of that name, e.g.
+    `eval/ddpo-both`, `train@dpo`, `pipeline`); LookupError when there is none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(ref)
+    except MlflowException:
+        pass
+    names = [experiment] if experiment else None
+    escaped = ref.replace("'", "\\'")
+    runs = mlflow.search_runs(
+        experiment_names=names,
+        search_all_experiments=names is None,
+        filter_string=f"attributes.run_name = '{escaped}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise LookupError(f"no MLflow run with id or name {ref!r} in {tracking_uri()}")
+    return runs[0]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def compare_runs(a: Any, b: Any, all_params: bool = False) -> str:
+    """Two MLflow runs side by side as markdown: the metrics of either (with b - a), then
+    the params that differ (every param with `all_params`)."""
+    ma, mb = a.data.metrics, b.data.metrics
+    name_a, name_b = (f"{r.info.run_name} ({r.info.run_id[:8]})" for r in (a, b))
+    lines = [f"| metric | {name_a} | {name_b} | b - a |", "|---|---:|---:|---:|"]
+    for key in sorted(set(ma) | set(mb)):
+        va, vb = ma.get(key), mb.get(key)
+        diff = vb - va if va is not None and vb is not None else None
+        lines.append(f"| {key} | {_cell(va)} | {_cell(vb)} | {_cell(diff)} |")
+    pa, pb = a.data.params, b.data.params
+    keys = sorted(k for k in set(pa) | set(pb) if all_params or pa.get(k) != pb.get(k))
+    lines += ["", f"| param | {name_a} | {name_b} |", "|---|---|---|"]
+    lines += [f"| {k} | {_cell(pa.get(k))} | {_cell(pb.get(k))} |" for k in keys]
+    if not keys:
+        lines.append("| (no param differs) | | |")
+    return "\n".join(lines) + "\n"

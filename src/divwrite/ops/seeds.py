@@ -1,0 +1,323 @@
+"""The paper's claim over several seeds: queued DVC experiments, one per seed, and the test.
+
+`params.yaml` `replicate:` names the seeds, the methods each seed trains (plus `sft`, which
+they start from), the claim's comparisons (a weighted method against its unweighted
+counterpart) and the quality margin. The seed equal to `params.seed` is the workspace's own
+run (`make run`); every other seed is one experiment `seed-<N>`:
+`dvc exp run --queue -S seed=<N> -S ~train.methods.<m> ...` (the same queue, copy and
+collect machinery as `divwrite ablate`, see `divwrite.ablation`). `seed` seeds the model's
+initial weights, the pairs, SFT and preference training, the reward model, sampling and the
+human draw; `data_seed` (the corpus and the train/test split) stays, so every seed is
+scored on the same test prompts.
+
+`claim_test` reads the per-prompt table of every seed and, for each comparison (a, b):
+
+- per seed: mean difference a - b and a paired t-test over prompts (`metrics.paired_test`);
+- over seeds: each prompt's values averaged over the seeds, then the mean difference with a
+  Student-t 95% interval and the paired t-test over prompts (the test of record), and in how
+  many seeds a was ahead;
+- the verdict, decided by rules fixed before any seed ran: a beats b on each of
+  `DIVERSITY_CLAIM` (semantic and style diversity, and archetype coverage where the ground
+  truth exists) when the seed-averaged difference is positive with p < `alpha`; its quality
+  is "within the margin" when the lower end of the interval of the quality difference is
+  above `-quality_margin * sd`, sd being the spread over prompts of b's seed-averaged
+  quality (a standardised non-inferiority margin; 0.2 is Cohen's "small" effect). The claim
+  holds when both do.
+
+`write_seeds` writes `reports/seeds.json`, `reports/seeds.md` and `reports/seeds.png` (Figure
+2 from the seed-averaged per-prompt values).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from divwrite.ops import ablation
+from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
+from divwrite.evaluation.metrics import paired_comparison, paired_test
+from divwrite.core.files import atomic_path, write_json
+
+PREFIX = "seed"
+WORKSPACE = "workspace"
+RESULT_FILES = {"json": "reports/seeds.json", "md": "reports/seeds.md", "png": "reports/seeds.png"}
+DIVERSITY_CLAIM = ["semantic_diversity", "style_diversity", "archetype_coverage"]
+
+
+@dataclass(frozen=True)
+class SeedPoint:
+    """One seed's experiment: its name and the `-S` overrides that make it."""
+
+    name: str
+    seed: int
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReplicateSpec:
+    seeds: list[int]
+    methods: list[str]
+    comparisons: list[tuple[str, str]]
+    deleted: list[str]
+    quality_margin: float
+    alpha: float
+
+
+def replicate_spec(params: Mapping[str, Any]) -> ReplicateSpec:
+    """The validated `replicate` section of `params`; raises ValueError with the reason."""
+    spec = params.get("replicate")
+    if not isinstance(spec, Mapping):
+        raise ValueError("params.yaml has no `replicate` section (seeds, methods, comparisons)")
+    trained = params.get("train", {}).get("methods")
+    if not isinstance(trained, Mapping) or not trained:
+        raise ValueError("params.yaml has no `train.methods`")
+    seeds = spec.get("seeds")
+    if (
+        not isinstance(seeds, list)
+        or len(seeds) < 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(f"replicate.seeds must be at least 2 distinct integers >= 0, got {seeds!r}")
+    methods = spec.get("methods")
+    deleted = ablation.methods_to_delete(trained, methods, "replicate.methods")
+    comparisons = []
+    for pair in spec.get("comparisons") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(m in methods for m in pair) and pair[0] != pair[1]):
+            raise ValueError(f"replicate.comparisons: {pair!r} is not [method, other method] of replicate.methods")
+        comparisons.append((pair[0], pair[1]))
+    if not comparisons:
+        raise ValueError("replicate.comparisons is empty: name at least one [weighted, unweighted] pair")
+    margin, alpha = spec.get("quality_margin", 0.2), spec.get("alpha", 0.05)
+    if not isinstance(margin, (int, float)) or margin < 0:
+        raise ValueError(f"replicate.quality_margin must be a number >= 0, got {margin!r}")
+    if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"replicate.alpha must be in (0, 1), got {alpha!r}")
+    return ReplicateSpec(seeds, list(methods), comparisons, deleted, float(margin), float(alpha))
+
+
+def seed_points(params: Mapping[str, Any]) -> list[SeedPoint]:
+    """One experiment per seed of `replicate.seeds` other than `params.seed` (the workspace)."""
+    spec = replicate_spec(params)
+    deletions = tuple(f"~train.methods.{m}" for m in spec.deleted)
+    return [
+        SeedPoint(f"{PREFIX}-{s}", s, (f"seed={s}", *deletions)) for s in spec.seeds if s != params.get("seed")
+    ]
+
+
+# -- the test -----------------------------------------------------------------------------
+
+
+def _by_prompt(table: pd.DataFrame, method: str, metric: str) -> pd.Series:
+    rows = table[table["method"] == method]
+    return pd.Series(rows[metric].to_numpy(dtype=np.float64), index=rows["prompt_id"].astype(str)).sort_index()
+
+
+def seed_averaged(tables: Mapping[Any, pd.DataFrame], methods: Sequence[str]) -> pd.DataFrame:
+    """Per method and prompt, each metric averaged over the seeds (prompts every seed
+    evaluated for that method); columns `method`, `prompt_id`, the metrics."""
+    metrics = [m for m in ALL_METRICS if all(m in t.columns for t in tables.values())]
+    stacked = pd.concat([t[t["method"].isin(methods)].assign(_seed=s) for s, t in tables.items()])
+    n_seeds = stacked.groupby(["method", "prompt_id"])["_seed"].nunique()
+    complete = n_seeds[n_seeds == len(tables)].index
+    stacked = stacked.set_index(["method", "prompt_id"]).loc[lambda d: d.index.isin(complete)].reset_index()
+    averaged = stacked.groupby(["method", "prompt_id"], sort=True)[metrics].mean().reset_index()
+    order = {m: i for i, m in enumerate(methods)}
+    return averaged.sort_values(["method", "prompt_id"], key=lambda c: c.map(order) if c.name == "method" else c)
+
+
+def claim_test(
+    tables: Mapping[Any, pd.DataFrame],
+    comparisons: Sequence[tuple[str, str]],
+    quality_margin: float = 0.2,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+) -> list[dict[str, Any]]:
+    """The claim for each comparison (a, b) over the seeds' per-prompt tables (seed -> the
+    `evaluate` stage's `per_prompt.parquet`); see the module docstring for the rules."""
+    methods = sorted({m for pair in comparisons for m in pair})
+    averaged = seed_averaged(tables, methods)
+    metrics = [m for m in ALL_METRICS if m in averaged.columns]
+    out = []
+    for a, b in comparisons:
+        per_metric: dict[str, Any] = {}
+        for metric in metrics:
+            pooled = paired_comparison(
+                _by_prompt(averaged, a, metric), _by_prompt(averaged, b, metric), metric in LOWER_IS_BETTER, confidence
+            )
+            per_seed = {}
+            for seed, table in tables.items():
+                x, y = _by_prompt(table, a, metric), _by_prompt(table, b, metric)
+                per_seed[str(seed)] = {k: v for k, v in paired_test(x, y).items() if k in ("mean_diff", "p_value")}
+            sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+            ahead = sum(sign * r["mean_diff"] > 0 for r in per_seed.values())
+            per_metric[metric] = {**pooled, "per_seed": per_seed, "seeds_a_ahead": int(ahead)}
+        q_sd = float(_by_prompt(averaged, b, "quality").std(ddof=1))
+        margin = quality_margin * q_sd
+        quality = per_metric["quality"]
+        diversity = {
+            m: bool(per_metric[m]["mean_diff"] > 0 and per_metric[m]["p_value"] < alpha)
+            for m in DIVERSITY_CLAIM
+            if m in per_metric
+        }
+        within = bool(quality["ci_low"] > -margin)
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "n_seeds": len(tables),
+                "seeds": [str(s) for s in tables],
+                "n_prompts": int(quality["n"]),
+                "metrics": per_metric,
+                "quality_margin": margin,
+                "verdict": {
+                    "more_diverse": diversity,
+                    "quality_within_margin": within,
+                    "claim_holds": bool(all(diversity.values()) and within),
+                },
+            }
+        )
+    return out
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+def _pm(value: float, digits: int = 3) -> str:
+    return f"{value:+.{digits}f}"
+
+
+def seeds_markdown(rows: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[str, Any]], alpha: float) -> str:
+    """Tables of the seed-averaged results and of each comparison, and the verdicts."""
+    from divwrite.evaluation.reporting import results_markdown
+
+    seeds = claims[0]["seeds"] if claims else []
+    lines = [
+        f"# The claim over {len(seeds)} seeds ({', '.join(seeds)})",
+        "",
+        "## Seed-averaged results",
+        "",
+        "Each prompt's metric averaged over the seeds; then means with 95% intervals over prompts.",
+        "",
+        results_markdown(rows),
+    ]
+    for claim in claims:
+        a, b = claim["a"], claim["b"]
+        verdict = claim["verdict"]
+        lines += [
+            f"## {a} vs {b}",
+            "",
+            f"Difference {a} - {b} of the seed-averaged per-prompt values ({claim['n_prompts']} prompts): "
+            "mean [95% interval], paired t-test p; per seed, the mean difference (p).",
+            "",
+            "| metric | difference | p | better | " + " | ".join(f"seed {s}" for s in claim["seeds"]) + " |",
+            "|---|---:|---:|---|" + "---:|" * len(claim["seeds"]),
+        ]
+        for metric, r in claim["metrics"].items():
+            per_seed = [f"{_pm(r['per_seed'][s]['mean_diff'])} ({r['per_seed'][s]['p_value']:.2g})" for s in claim["seeds"]]
+            better = {"a": a, "b": b, "tie": "-"}[r["better"]]
+            lines.append(
+                f"| {metric} | {_pm(r['mean_diff'])} [{_pm(r['ci_low'])}, {_pm(r['ci_high'])}] | {r['p_value']:.2g} "
+                f"| {better} | " + " | ".join(per_seed) + " |"
+            )
+        more = ", ".join(f"{m} {'yes' if ok else 'no'}" for m, ok in verdict["more_diverse"].items())
+        lines += [
+            "",
+            f"- more diverse (difference > 0, p < {alpha:g}): {more}",
+            f"- quality within the margin (interval's lower end > -{claim['quality_margin']:.3f}): "
+            f"{'yes' if verdict['quality_within_margin'] else 'no'}",
+            f"- **the claim {'holds' if verdict['claim_holds'] else 'does not hold'}** for {a} vs {b}",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_seeds(
+    tables: Mapping[Any, pd.DataFrame], spec: ReplicateSpec, root: Path, confidence: float = 0.95
+) -> dict[str, Path]:
+    """`reports/seeds.{json,md,png}` under `root` from the seeds' per-prompt tables."""
+    from divwrite.evaluation.reporting import plot_quality_vs_diversity
+
+    shown = ["sft", *spec.methods, "human"]
+    present = [m for m in dict.fromkeys(shown) if all((t["method"] == m).any() for t in tables.values())]
+    averaged = seed_averaged(tables, present)
+    rows = [summarise(m, averaged[averaged["method"] == m].drop(columns="method"), confidence) for m in present]
+    claims = claim_test(tables, spec.comparisons, spec.quality_margin, spec.alpha, confidence)
+    per_seed_means = {
+        str(s): {m: t[t["method"] == m][[c for c in ALL_METRICS if c in t.columns]].mean().to_dict() for m in present}
+        for s, t in tables.items()
+    }
+    paths = {k: root / v for k, v in RESULT_FILES.items()}
+    write_json({"rows": rows, "claims": claims, "per_seed_means": per_seed_means}, paths["json"])
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(seeds_markdown(rows, claims, spec.alpha), encoding="utf-8")
+    plot_quality_vs_diversity(rows, paths["png"], subtitle=f"seed-averaged over {len(tables)} seeds")
+    return paths
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+def collect_tables(
+    root: Path, params: Mapping[str, Any], points: Sequence[SeedPoint], baseline: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """seed -> per-prompt table: the workspace's `data/evaluation/per_prompt.parquet` for
+    `params.seed`, each successful experiment's (from the DVC cache) for the others, looked
+    up among the experiments of `baseline` (the commit they were queued on; default the
+    current one). Raises RuntimeError naming the seeds without results."""
+    found = ablation.experiments(ablation.exp_show(root, baseline))
+    tables: dict[str, pd.DataFrame] = {}
+    workspace_table = root / ablation.EVALUATION_TABLE
+    if workspace_table.exists():
+        tables[str(params["seed"])] = pd.read_parquet(workspace_table)
+    missing = [] if workspace_table.exists() else [f"{params['seed']} (the workspace: run `make run`)"]
+    for point in points:
+        exp = found.get(point.name)
+        if exp is None or exp.state != "success":
+            missing.append(f"{point.seed} ({exp.state if exp else 'not run'})")
+            continue
+        tables[str(point.seed)] = ablation.evaluation_table(root, exp.rev)
+    if missing:
+        raise RuntimeError(f"no results for seed(s) {', '.join(missing)}")
+    return dict(sorted(tables.items(), key=lambda kv: int(kv[0])))
+
+
+def run_seeds(
+    root: Path | None = None,
+    dry_run: bool = False,
+    collect_only: bool = False,
+    force: bool = False,
+    baseline: str | None = None,
+) -> int:
+    """`divwrite seeds`: queue one experiment per extra seed, run the queue, then test the
+    claim into `reports/seeds.*`. Returns 0 when every seed has results."""
+    from divwrite.core.params import load_params
+
+    root = (root or Path.cwd()).resolve()
+    params = load_params(root / "params.yaml")
+    spec = replicate_spec(params)
+    points = seed_points(params)
+    if not collect_only:
+        if not dry_run:
+            for warning in ablation.preflight(root):
+                print(f"divwrite: warning: {warning}")
+        start = time.perf_counter()
+        ablation.queue_grid(root, points, force=force, dry_run=dry_run)
+        code = ablation.run_queue(root, dry_run=dry_run)
+        if dry_run:
+            return 0
+        print(f"divwrite: queue ran in {time.perf_counter() - start:.0f} s (dvc exit code {code})")
+    try:
+        tables = collect_tables(root, params, points, baseline)
+    except RuntimeError as err:
+        print(f"divwrite: {err} (see `dvc queue logs seed-<N>`)")
+        return 1
+    paths = write_seeds(tables, spec, root, params.get("evaluate", {}).get("confidence", 0.95))
+    print(paths["md"].read_text(encoding="utf-8"))
+    return 0
