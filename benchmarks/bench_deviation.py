@@ -21,13 +21,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 from harness import RESULTS, Goal, corpus_responses, interleaved, median, report
 
+from divwrite.data.pairing import make_pairs
 from divwrite.weighting.deviation import deviation, weight_pairs
 from divwrite.weighting.embedders import StylometricEmbedder, load_embedder
 from divwrite.weighting.embedding_cache import embed_table
-from divwrite.data.pairing import make_pairs
 
 BATCH = 128  # params.yaml deviate.batch_size
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from harness import RESULTS, ROOT, Goal, corpus_responses, interleaved, median, report
 
-from divwrite.evaluation.generation import generate_samples, load_generator
 from divwrite.core.params import load_params
+from divwrite.evaluation.generation import generate_samples, load_generator
 
 
 def _model_dir(tmp: Path, texts: list[str]) -> tuple[Path, str]:
@@ -47,7 +47,9 @@ def run(n_prompts: int, max_new_tokens: int, rounds: int, out: Path | None = RES
                     temperature=cfg["temperature"], top_k=cfg["top_k"], top_p=cfg["top_p"],
                     repetition_penalty=cfg["repetition_penalty"], batch_size=batch_size, seed=0, show_progress=False,
                 )  # fmt: skip
-                new_tokens[name] = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for s in texts for t in s)
+                new_tokens[name] = sum(
+                    len(tokenizer(t, add_special_tokens=False)["input_ids"]) for s in texts for t in s
+                )
 
             return go
 
@@ -66,7 +68,9 @@ def run(n_prompts: int, max_new_tokens: int, rounds: int, out: Path | None = RES
     }
     print(f"{which}, {len(prompts)} prompts x {cfg['n_samples']}: tokens/s batched {rate['batched']:.0f}, "
           f"one prompt at a time {rate['one_prompt']:.0f}")  # fmt: skip
-    return report("generation", measured, [Goal("batched_speedup", rate["batched"] / rate["one_prompt"], ">=", 5.0)], out)
+    return report(
+        "generation", measured, [Goal("batched_speedup", rate["batched"] / rate["one_prompt"], ">=", 5.0)], out
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,13 +34,20 @@ def run(rounds: int, out: Path | None = RESULTS) -> dict:
             )
 
         times = interleaved(
-            {"accelerate_launch": launch("accelerate.commands.launch"), "divwrite_launch": launch("divwrite.training.launch")},
+            {
+                "accelerate_launch": launch("accelerate.commands.launch"),
+                "divwrite_launch": launch("divwrite.training.launch"),
+            },
             rounds=rounds,
         )
     stock, ours = median(times["accelerate_launch"]), median(times["divwrite_launch"])
     print(f"train stage start-up: accelerate launch {stock:.2f} s, divwrite.launch {ours:.2f} s "
           f"({stock - ours:.2f} s saved per stage, x{stock / ours:.2f})")  # fmt: skip
-    measured = {"accelerate_launch_seconds": stock, "divwrite_launch_seconds": ours, "saved_per_stage_seconds": stock - ours}
+    measured = {
+        "accelerate_launch_seconds": stock,
+        "divwrite_launch_seconds": ours,
+        "saved_per_stage_seconds": stock - ours,
+    }
     return report("launch", measured, [Goal("startup_speedup", stock / ours, ">=", 1.0)], out)
 
 

@@ -31,10 +31,9 @@ import yaml
 from dvc.repo import Repo
 from harness import RESULTS, ROOT, Goal, median, report
 
-from divwrite.ops import pipeline
-
 from divwrite.core import tracking
 from divwrite.core.params import parse_yaml
+from divwrite.ops import pipeline
 
 GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
 CHANGED_PARAM = ("dpo", "beta", 0.2)

@@ -25,11 +25,11 @@ import transformers
 from harness import RESULTS, Goal, corpus_responses, median, report
 from trl import DPOTrainer
 
-from divwrite.training.modeling import builtin_model_from_params, load_causal_lm
-from divwrite.data.pairing import make_pairs
 from divwrite.core.params import load_params
-from divwrite.training.tokenizer import train_bpe_tokenizer
+from divwrite.data.pairing import make_pairs
+from divwrite.training.modeling import builtin_model_from_params, load_causal_lm
 from divwrite.training.runs import build_preference_trainer, preference_dataset
+from divwrite.training.tokenizer import train_bpe_tokenizer
 from divwrite.training.trainers import TRLExperimentalWarning
 
 with warnings.catch_warnings():

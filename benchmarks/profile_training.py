@@ -17,10 +17,10 @@ from bench_trainers import _sft_dir
 from harness import RESULTS, corpus_responses, write_section
 from torch.profiler import ProfilerActivity, profile
 
-from divwrite.training.modeling import load_causal_lm
 from divwrite.data.pairing import make_pairs
-from divwrite.training.tokenizer import load_tokenizer
+from divwrite.training.modeling import load_causal_lm
 from divwrite.training.runs import build_preference_trainer, build_sft_trainer
+from divwrite.training.tokenizer import load_tokenizer
 
 
 class Profiled(transformers.TrainerCallback):
@@ -56,9 +56,18 @@ def run(steps: int, top: int) -> dict:
         sft = _sft_dir(Path(tmp), list(df["prompt"].unique()) + df["response"].tolist(), seed=0)
         common = dict(learning_rate=1e-4, epochs=1, seed=0, max_length=384)
         trainers = {
-            "sft": build_sft_trainer(load_causal_lm(sft, is_trainable=True), load_tokenizer(sft),
-                                     df, Path(tmp) / "o1", batch_size=32, warmup_ratio=0.0, **common),  # fmt: skip
-            "ddpo-both": build_preference_trainer("ddpo-both", sft, pairs, Path(tmp) / "o2", beta=0.1, batch_size=8, **common),
+            "sft": build_sft_trainer(
+                load_causal_lm(sft, is_trainable=True),
+                load_tokenizer(sft),
+                df,
+                Path(tmp) / "o1",
+                batch_size=32,
+                warmup_ratio=0.0,
+                **common,
+            ),  # fmt: skip
+            "ddpo-both": build_preference_trainer(
+                "ddpo-both", sft, pairs, Path(tmp) / "o2", beta=0.1, batch_size=8, **common
+            ),
         }
         for name, trainer in trainers.items():
             callback = Profiled(skip=2)

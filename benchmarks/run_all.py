@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         for entry in entries:
             for goal, g in entry["goals"].items():
                 missed += not g["met"]
-                print(f"  {name:<11} {goal:<28} {g['value']:>10.3f}  goal {g['goal']:<8} {'met' if g['met'] else 'MISSED'}")
+                print(
+                    f"  {name:<11} {goal:<28} {g['value']:>10.3f}  goal {g['goal']:<8} {'met' if g['met'] else 'MISSED'}"
+                )
     print(f"{missed} goal(s) missed")
     return 0
 

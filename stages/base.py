@@ -8,9 +8,9 @@ it from.
 
 from pathlib import Path
 
-from divwrite.training.modeling import builtin_model_from_params
 from divwrite.core.files import write_json
 from divwrite.core.stage import read_input, run_stage
+from divwrite.training.modeling import builtin_model_from_params
 from divwrite.training.tokenizer import ensure_chat_template, load_tokenizer, train_bpe_tokenizer
 
 OUT = Path("models/base")

@@ -2,11 +2,11 @@
 step 4's e_i), for deviate and divpo to share. Through the on-disk cache by text hash, so
 only texts never seen before are embedded."""
 
-from divwrite.weighting.deviation import deviation_embedders
-from divwrite.weighting.embedding_cache import embed_table, save_table
 from divwrite.core.files import write_json
 from divwrite.core.records import RESPONSE_COLUMNS
 from divwrite.core.stage import read_input, run_stage
+from divwrite.weighting.deviation import deviation_embedders
+from divwrite.weighting.embedding_cache import embed_table, save_table
 
 
 def main(params: dict) -> dict:

@@ -11,13 +11,19 @@ so `mlflow ui` compares methods.
 import mlflow
 import pandas as pd
 
-from divwrite.weighting.embedders import load_embedder
-from divwrite.evaluation.scoring import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
-from divwrite.evaluation.reporting import FIGURES, plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity, write_results
-from divwrite.evaluation.reward import SequenceRewardModel
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact, log_metrics
+from divwrite.evaluation.reporting import (
+    FIGURES,
+    plot_lexical_diversity,
+    plot_pareto,
+    plot_quality_vs_diversity,
+    write_results,
+)
+from divwrite.evaluation.reward import SequenceRewardModel
+from divwrite.evaluation.scoring import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
+from divwrite.weighting.embedders import load_embedder
 
 
 def samples_by_prompt(gen: pd.DataFrame, prompt_ids: set[str]) -> dict[str, list[str]]:
@@ -34,8 +40,12 @@ def main(params: dict) -> dict:
     scorer = dict(
         reward_model=SequenceRewardModel.load("models/reward"),
         # jina-embeddings-v3 (the paper's) needs the same opt-in as in `embed`
-        semantic=load_embedder(params["deviate"]["semantic_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]),
-        style=load_embedder(params["deviate"]["style_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]),
+        semantic=load_embedder(
+            params["deviate"]["semantic_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]
+        ),
+        style=load_embedder(
+            params["deviate"]["style_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]
+        ),
         truth_prompts=truth_prompts,
     )
     generations = {

@@ -5,9 +5,9 @@ import sys
 
 import pandas as pd
 
-from divwrite.evaluation.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
 from divwrite.core.stage import read_input, run_stage
+from divwrite.evaluation.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
 
 
 def test_prompts(max_prompts: int) -> pd.DataFrame:
@@ -34,7 +34,9 @@ def main(params: dict, method: str) -> dict:
         raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
     trust = bool(params["model"].get("trust_remote_code", False))
     if backend == "vllm":
-        samples = generate_samples_vllm(f"models/{method}", list(prompts["prompt"]), trust_remote_code=trust, **settings)
+        samples = generate_samples_vllm(
+            f"models/{method}", list(prompts["prompt"]), trust_remote_code=trust, **settings
+        )
     else:
         model, tokenizer = load_generator(f"models/{method}", trust_remote_code=trust)
         samples = generate_samples(model, tokenizer, list(prompts["prompt"]), batch_size=cfg["batch_size"], **settings)

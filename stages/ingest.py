@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from divwrite.data.gates import GateBounds, check_responses
-from divwrite.data.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
 from divwrite.core.files import write_json
 from divwrite.core.records import write_table
 from divwrite.core.stage import gate_docs_dir, report_gate, run_stage
+from divwrite.data.gates import GateBounds, check_responses
+from divwrite.data.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
 
 
 def warn_if_untracked(source: str) -> None:
@@ -30,7 +30,12 @@ def main(params: dict) -> dict:
     warn_if_untracked(spec.source)
     records, corpus = load_records_from_spec(spec, corpus=params["corpus"], seed=params["data_seed"])
     cfg = params["ingest"]
-    train, test = ingest(records, test_fraction=cfg["test_fraction"], transform_iterations=cfg["transform_iterations"], seed=params["data_seed"])
+    train, test = ingest(
+        records,
+        test_fraction=cfg["test_fraction"],
+        transform_iterations=cfg["transform_iterations"],
+        seed=params["data_seed"],
+    )
     bounds = GateBounds.from_params(params["gates"])
     gate = check_responses(
         pd.concat([train, test]), bounds, name="ingest", before_filter=True, docs_dir=gate_docs_dir(params, "ingest")

@@ -1,10 +1,10 @@
 """pair: per prompt, preference pairs without replacement under the upvote-gap rule (METHOD.md step 3)."""
 
-from divwrite.data.gates import GateBounds, check_pairs
-from divwrite.data.pairing import make_pairs
 from divwrite.core.files import write_json
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
 from divwrite.core.stage import gate_docs_dir, read_input, report_gate, run_stage
+from divwrite.data.gates import GateBounds, check_pairs
+from divwrite.data.pairing import make_pairs
 
 
 def main(params: dict) -> dict:

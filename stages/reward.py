@@ -7,10 +7,9 @@ reports/stages/reward.json.
 """
 
 from divwrite.core.files import write_json
-
 from divwrite.core.records import RESPONSE_COLUMNS
-from divwrite.evaluation.reward import train_reward_model
 from divwrite.core.stage import read_input, run_stage
+from divwrite.evaluation.reward import train_reward_model
 
 
 def main(params: dict) -> dict:

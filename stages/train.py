@@ -17,14 +17,14 @@ import os
 import sys
 from pathlib import Path
 
-from divwrite.training.checkpoints import fingerprint
 from divwrite.core.distributed import is_main_process, use_cpu_cores, world_size
-from divwrite.training.modeling import is_adapter, load_causal_lm, lora_config
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table
 from divwrite.core.stage import read_input, run_stage
-from divwrite.training.tokenizer import load_tokenizer
+from divwrite.training.checkpoints import fingerprint
+from divwrite.training.modeling import is_adapter, load_causal_lm, lora_config
 from divwrite.training.runs import run_preference, run_sft
+from divwrite.training.tokenizer import load_tokenizer
 
 PREFERENCE_LOSSES = ("dpo", "orpo")  # params section of each: beta, learning_rate, epochs, batch_size
 # DPO's reference passes, shared by dpo / ddpo-* (same SFT reference, same pairs), outside DVC
@@ -45,7 +45,9 @@ def main(params: dict, method: str) -> dict:
     lora = model_cfg["lora"]
     peft = None
     if lora["r"] > 0 and not is_adapter(init_dir):  # an SFT adapter is trained further, not stacked
-        peft = lora_config(r=lora["r"], alpha=lora["alpha"], target_modules=lora["target_modules"], dropout=lora["dropout"])
+        peft = lora_config(
+            r=lora["r"], alpha=lora["alpha"], target_modules=lora["target_modules"], dropout=lora["dropout"]
+        )
     # What the run depends on (as dvc.yaml declares it): a checkpoint of another run is never resumed.
     run_id = fingerprint(
         {k: params[k] for k in ("seed", "model")}

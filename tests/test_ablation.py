@@ -198,7 +198,12 @@ def test_collect_rebuilds_missing_metrics_from_the_evaluation_table():
 
     def load(rev, confidence):
         calls.append((rev, confidence))
-        return {"human": {"quality": 0.1}, "dpo": {"quality": 0.3}, "sft": {"quality": 0.2}, "ddpo-both": {"quality": 0.4}}
+        return {
+            "human": {"quality": 0.1},
+            "dpo": {"quality": 0.3},
+            "sft": {"quality": 0.2},
+            "ddpo-both": {"quality": 0.4},
+        }
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     names = ["abl-mr4-plain", "abl-mr4-high-quality", "abl-mr8-plain", "abl-mr6-plain", "abl-mr12-plain"]
@@ -209,7 +214,11 @@ def test_collect_rebuilds_missing_metrics_from_the_evaluation_table():
     plain, hq = rows["abl-mr4-plain"], rows["abl-mr4-high-quality"]
     assert plain["metrics_source"] == "data/evaluation/per_prompt.parquet (DVC cache)"
     assert list(plain["metrics"]) == ["sft", "dpo", "ddpo-both", "human"]  # trained order, then the rest
-    assert plain["params"] == {"deviate.max_responses": 4, "deviate.min_weight": 0.0, "deviate.high_quality_first": False}
+    assert plain["params"] == {
+        "deviate.max_responses": 4,
+        "deviate.min_weight": 0.0,
+        "deviate.high_quality_first": False,
+    }
     assert hq["params"]["deviate.high_quality_first"] is True and hq["trained"] == ["sft", "dpo", "ddpo-both"]
     assert (rows["abl-mr8-plain"]["state"], rows["abl-mr6-plain"]["state"], rows["abl-mr12-plain"]["state"]) == (
         "failed", "queued", "missing"

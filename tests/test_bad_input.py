@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from divwrite.data.ingest import ingest, load_records, records_to_responses, source_stats
 from divwrite.core.records import prompt_id
+from divwrite.data.ingest import ingest, load_records, records_to_responses, source_stats
 
 
 def record(title: str, text: str, texts: list, scores: list) -> dict:

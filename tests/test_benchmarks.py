@@ -21,7 +21,8 @@ def test_interleaved_runs_every_function_each_round_after_warmup():
 
 
 @pytest.mark.parametrize(
-    "value, op, target, met", [(1.01, "<=", 1.02, True), (1.03, "<=", 1.02, False), (120, ">=", 100, True), (99, ">=", 100, False)]
+    "value, op, target, met",
+    [(1.01, "<=", 1.02, True), (1.03, "<=", 1.02, False), (120, ">=", 100, True), (99, ">=", 100, False)],
 )
 def test_goal(value, op, target, met):
     goal = harness.Goal("g", value, op, target)

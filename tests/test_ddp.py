@@ -120,13 +120,27 @@ def _launch_ddp(work: Path, out_json: Path, per_device_batch: int) -> list[str]:
 def test_ddpo_two_process_ddp_matches_single_process(work_dir: Path) -> None:
     single_json, ddp_json = work_dir / "single.json", work_dir / "ddp.json"
     _run(
-        [sys.executable, str(SCRIPT), str(work_dir), str(single_json), "--batch-size", str(GLOBAL_BATCH), "--epochs", str(EPOCHS)]
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(work_dir),
+            str(single_json),
+            "--batch-size",
+            str(GLOBAL_BATCH),
+            "--epochs",
+            str(EPOCHS),
+        ]
     )
     _run(_launch_ddp(work_dir, ddp_json, GLOBAL_BATCH // 2))
     single, ddp = json.loads(single_json.read_text()), json.loads(ddp_json.read_text())
 
     assert single["num_processes"] == 1
-    assert (ddp["num_processes"], ddp["distributed_type"], ddp["backend"], ddp["device"]) == (2, "MULTI_CPU", "gloo", "cpu")
+    assert (ddp["num_processes"], ddp["distributed_type"], ddp["backend"], ddp["device"]) == (
+        2,
+        "MULTI_CPU",
+        "gloo",
+        "cpu",
+    )
     n_steps = EPOCHS * math.ceil(N_PAIRS / GLOBAL_BATCH)
     assert single["global_step"] == ddp["global_step"] == n_steps  # every step ran
     assert [s["step"] for s in ddp["steps"]] == [s["step"] for s in single["steps"]] == list(range(1, n_steps + 1))
@@ -139,7 +153,9 @@ def test_ddpo_two_process_ddp_matches_single_process(work_dir: Path) -> None:
     report = f"single {single_losses}, ddp {ddp_losses}, relative differences {diffs}"
     print(report)
     # Same pairs in each global step: the logged batch-mean weight agrees (it is gathered over ranks).
-    assert [s["weights/mean"] for s in ddp["steps"]] == pytest.approx([s["weights/mean"] for s in single["steps"]], rel=1e-6), report
+    assert [s["weights/mean"] for s in ddp["steps"]] == pytest.approx(
+        [s["weights/mean"] for s in single["steps"]], rel=1e-6
+    ), report
     assert ddp_losses == pytest.approx(single_losses, rel=RTOL), report
     assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=RTOL), report
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 from divwrite.weighting.deviation import (
     DEVIATION_COLUMNS,
     WEIGHT_COLUMNS,
@@ -21,7 +22,6 @@ from divwrite.weighting.deviation import (
     weight_pairs,
 )
 from divwrite.weighting.embedders import load_embedder
-from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 
 
 def unit(degrees: float) -> list[float]:
@@ -221,7 +221,7 @@ def per_response_weights(out: pd.DataFrame, variant: str) -> pd.DataFrame:
 def test_weight_pairs_cap_floor_and_mean_one_with_stylometric() -> None:
     sty = load_embedder("stylometric")
     rng = np.random.default_rng(0)
-    words = "the a dragon knit wool moon letter sun Tuesday ! ? , . \" she he they I".split()
+    words = 'the a dragon knit wool moon letter sun Tuesday ! ? , . " she he they I'.split()
     rows = []
     for p in range(3):
         for k in range(5):

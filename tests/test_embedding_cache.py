@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from divwrite.weighting import embedders
-
-from divwrite.weighting import embedding_cache
+from divwrite.weighting import embedders, embedding_cache
 from divwrite.weighting.embedders import (
     SentenceTransformerEmbedder,
     StylometricEmbedder,

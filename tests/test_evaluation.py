@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.weighting.embedders import load_embedder
+from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.evaluation.metrics import (
+    compression_ratio,
+    homogenization_rouge_l,
+    mean_ci,
+    mean_pairwise_cosine_distance,
+    ngram_diversity,
+)
 from divwrite.evaluation.scoring import (
     ALL_METRICS,
     METRIC_COLUMNS,
@@ -20,14 +27,7 @@ from divwrite.evaluation.scoring import (
     label_entropy,
     summarise,
 )
-from divwrite.evaluation.metrics import (
-    compression_ratio,
-    homogenization_rouge_l,
-    mean_ci,
-    mean_pairwise_cosine_distance,
-    ngram_diversity,
-)
-from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.weighting.embedders import load_embedder
 
 SAMPLES = {
     "p2": [

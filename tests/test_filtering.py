@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from divwrite.data.filtering import filter_responses, is_deleted, is_empty, is_moderation, removal_reasons
 from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.data.filtering import filter_responses, is_deleted, is_empty, is_moderation, removal_reasons
 
 WELCOME = "**Welcome to the Prompt!** All top-level comments must be a story or poem."
 REMOVED = "Hello, u/someone! This submission has been removed because it breaks rule 2."
@@ -113,7 +113,9 @@ def test_absurdly_long_response_goes_by_token_count(tmp_path) -> None:
     from divwrite.training.tokenizer import chat_token_lengths, train_bpe_tokenizer
 
     df = table([("a", "A short story."), ("a", "word " * 200_000), ("a", "Another one.")])
-    tokenizer = train_bpe_tokenizer(["A short story about words.", "Another one."] * 20, vocab_size=300, out_dir=tmp_path)
+    tokenizer = train_bpe_tokenizer(
+        ["A short story about words.", "Another one."] * 20, vocab_size=300, out_dir=tmp_path
+    )
     lengths = chat_token_lengths(tokenizer, df["prompt"].tolist(), df["response"].tolist())
     assert lengths[1] > 200_000 > 384 > lengths[0]
     kept, counts = filter_responses(df, token_lengths=lengths, max_tokens=384)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from divwrite.data.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.data.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 N_PROMPTS, PER_PROMPT = 12, 4
@@ -235,7 +235,10 @@ def test_upvote_gap_warning(pairs):
     assert check_pairs(pairs, BOUNDS, gap=10)["warnings"] == []  # every pair differs by 20 upvotes
     summary = check_pairs(pairs, BOUNDS, gap=25)
     assert summary["success"] is True and len(summary["warnings"]) == 1
-    assert "column='upvote_gap'" in summary["warnings"][0] and f"{2 * N_PROMPTS} of {2 * N_PROMPTS} rows" in summary["warnings"][0]
+    assert (
+        "column='upvote_gap'" in summary["warnings"][0]
+        and f"{2 * N_PROMPTS} of {2 * N_PROMPTS} rows" in summary["warnings"][0]
+    )
 
 
 def test_clean_pairs_pass(pairs):
@@ -244,9 +247,9 @@ def test_clean_pairs_pass(pairs):
     assert summary["tables"]["pair_responses"] == {"n_rows": 4 * N_PROMPTS, "success": True}
     exp = summary["expectations"]
     assert exp["pair_prompts/expect_column_values_to_be_between/w_both_mean_minus_1"]["success"] is True
-    assert exp["pairs/expect_column_pair_values_a_to_be_greater_than_b/chosen_upvotes,rejected_upvotes"][
-        "observed"
-    ] == 0
+    assert (
+        exp["pairs/expect_column_pair_values_a_to_be_greater_than_b/chosen_upvotes,rejected_upvotes"]["observed"] == 0
+    )
     # Without weight columns (the pair stage's output) the weight checks are simply absent.
     plain = check_pairs(pairs[PAIR_COLUMNS], BOUNDS)
     assert not any(e["column"].startswith("w_") for e in plain["expectations"].values())
@@ -282,11 +285,18 @@ def _negative_weight(df):
     [
         (_equal_upvotes, ["expect_column_pair_values_a_to_be_greater_than_b", "pair_id='p01-p1'"]),
         (_same_response, ["column='same_response'", "pair_id='p02-p0' same_response=True"]),
-        (_reused_response, ["pair_responses: expect_column_values_to_be_unique(column='response_id')",
-                            "pair_id='p01-p0' response_id='p01-1'"]),
+        (
+            _reused_response,
+            [
+                "pair_responses: expect_column_values_to_be_unique(column='response_id')",
+                "pair_id='p01-p0' response_id='p01-1'",
+            ],
+        ),
         (_weights_mean_not_1, ["column='w_both_mean_minus_1'", "prompt_id='p04' w_both_mean_minus_1=0.5"]),
-        (_negative_weight, ["expect_column_values_to_be_between(column='w_rejected_both'",
-                            "pair_id='p02-p1' w_rejected_both=-0.25"]),
+        (
+            _negative_weight,
+            ["expect_column_values_to_be_between(column='w_rejected_both'", "pair_id='p02-p1' w_rejected_both=-0.25"],
+        ),
     ],  # fmt: skip
     ids=["equal-upvotes", "chosen-is-rejected", "response-in-two-pairs", "weight-mean-not-1", "negative-weight"],
 )

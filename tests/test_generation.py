@@ -80,7 +80,9 @@ def test_load_generator_round_trip(setup, tmp_path):
     loaded, loaded_tok = load_generator(tmp_path)
     kwargs = dict(n_samples=2, max_new_tokens=8, batch_size=4, seed=3, show_progress=False)
     assert not loaded.training
-    assert generate_samples(loaded, loaded_tok, PROMPTS, **kwargs) == generate_samples(model, tokenizer, PROMPTS, **kwargs)
+    assert generate_samples(loaded, loaded_tok, PROMPTS, **kwargs) == generate_samples(
+        model, tokenizer, PROMPTS, **kwargs
+    )
 
 
 def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
@@ -93,7 +95,9 @@ def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
     from divwrite.evaluation.generation import generate_samples_vllm, vllm_sampling_kwargs
 
-    settings = dict(n_samples=4, max_new_tokens=160, temperature=1.0, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=7)
+    settings = dict(
+        n_samples=4, max_new_tokens=160, temperature=1.0, top_k=50, top_p=0.95, repetition_penalty=1.1, seed=7
+    )
     assert vllm_sampling_kwargs(**settings) == {
         "n": 4, "max_tokens": 160, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.1, "seed": 7,
     }  # fmt: skip

@@ -17,8 +17,8 @@ import yaml
 from safetensors.torch import load_file
 
 from divwrite.data.corpus import generate_corpus
-from divwrite.training.modeling import build_builtin_model
 from divwrite.ops.pipeline import prepare_smoke_copy
+from divwrite.training.modeling import build_builtin_model
 from divwrite.training.tokenizer import FALLBACK_CHAT_TEMPLATE, train_bpe_tokenizer
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,12 @@ def test_hub_model_with_lora_through_the_stages(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     targets = ["train@ddpo-both", "train@orpo", "generate@ddpo-both"]
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", *targets], cwd=work, env=env, capture_output=True, text=True, timeout=1800
+        [sys.executable, "-m", "dvc", "repro", *targets],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 

@@ -13,11 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from divwrite.core.tracking import file_md5
 from divwrite.evaluation.human import analyze, export_tasks, load_tasks, make_server, serve, write_analysis
 from divwrite.evaluation.human.answers import read_answers
 from divwrite.evaluation.human.cli import main as human_cli
 from divwrite.evaluation.human.tasks import excerpt
-from divwrite.core.tracking import file_md5
 
 METHOD_A, METHOD_B = "ddpo-both", "dpo"
 # Each method's stories carry a marker word (not its name: the page must not name methods).
@@ -339,7 +339,10 @@ def test_server_api_saves_answers_hides_methods_and_rejects_bad_requests(running
     assert request(f"{url}/api/progress?rater=alice")[1] == {"rater": "alice", "total": 5, "answered": 0, "answers": {}}
 
     answer = {"rater": "alice", "task_id": first, "q1": "A", "q2": None, "comment": ""}
-    assert request(f"{url}/api/answers", json.dumps(answer).encode()) == (200, {"saved": True, "answered": 0, "total": 5})
+    assert request(f"{url}/api/answers", json.dumps(answer).encode()) == (
+        200,
+        {"saved": True, "answered": 0, "total": 5},
+    )
     assert read_answers(answers_path)[0][-1]["q1"] == "A"  # on disk when the server answered
     answer |= {"q2": "similar", "comment": "fine"}
     assert request(f"{url}/api/answers", json.dumps(answer).encode())[1]["answered"] == 1

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from divwrite.core.records import RESPONSE_COLUMNS, prompt_id
 from divwrite.data.ingest import (
     SourceSpec,
     build_prompt,
@@ -23,7 +24,6 @@ from divwrite.data.ingest import (
     strip_title_tag,
     transform_scores,
 )
-from divwrite.core.records import RESPONSE_COLUMNS, prompt_id
 
 
 def record(title: str, text: str, texts: list[str], scores: list[float]) -> dict:
@@ -115,9 +115,7 @@ def test_load_jsonl_json_csv_parquet_agree(tmp_path: Path) -> None:
         csv[field] = csv[field].map(json.dumps)
     csv.to_csv(tmp_path / "r.csv", index=False)
 
-    expected = [
-        {**r, "comment_scores": [float(s) for s in r["comment_scores"]]} for r in RECORDS
-    ]
+    expected = [{**r, "comment_scores": [float(s) for s in r["comment_scores"]]} for r in RECORDS]
     for name in ("r.jsonl", "r.json", "r.parquet", "r.csv"):
         records, corpus = load_records(str(tmp_path / name))
         assert corpus is None

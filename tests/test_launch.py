@@ -58,5 +58,14 @@ def test_single_process_runs_the_script_in_process_with_accelerates_environment(
 def test_a_failing_script_fails_the_launcher(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text("raise SystemExit(3)")
-    code = subprocess.call([sys.executable, "-m", "divwrite.training.launch", "--config_file", str(CONFIGS / "single_process.yaml"), str(script)])
+    code = subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "divwrite.training.launch",
+            "--config_file",
+            str(CONFIGS / "single_process.yaml"),
+            str(script),
+        ]
+    )
     assert code == 3

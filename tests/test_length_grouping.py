@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from tiny_preference import base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
-
-from tiny_preference import base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.training.trainers import (
     DeviationWeightedDPOConfig,
@@ -84,7 +83,9 @@ def test_orpo_batches_group_similar_lengths(base_model, tokenizer, tmp_path):
 
     trainer = LengthGroupedORPOTrainer(
         model=copy.deepcopy(base_model),
-        args=ORPOConfig(**cfg_kwargs(tmp_path, per_device_train_batch_size=4, train_sampling_strategy="group_by_length")),
+        args=ORPOConfig(
+            **cfg_kwargs(tmp_path, per_device_train_batch_size=4, train_sampling_strategy="group_by_length")
+        ),
         train_dataset=pairs(n=N, seed=3),
         processing_class=tokenizer,
     )

@@ -10,8 +10,15 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from divwrite.data.pairing import SMALL_PROMPT, make_pairs, prompt_rng, sample_pairs, sample_pairs_counted, sample_pairs_reference
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.data.pairing import (
+    SMALL_PROMPT,
+    make_pairs,
+    prompt_rng,
+    sample_pairs,
+    sample_pairs_counted,
+    sample_pairs_reference,
+)
 
 SAMPLERS = [sample_pairs, sample_pairs_counted, sample_pairs_reference]
 

@@ -14,12 +14,24 @@ import pytest
 import yaml
 from conftest import run_in_scratch_copy
 
-from divwrite.evaluation.scoring import ALL_METRICS
 from divwrite.evaluation.reporting import FIGURES
+from divwrite.evaluation.scoring import ALL_METRICS
 
 pytestmark = pytest.mark.slow
 
-METHODS = ["sft", "dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "orpo", "dorpo-sem", "dorpo-sty", "dorpo-both", "divpo", "human"]
+METHODS = [
+    "sft",
+    "dpo",
+    "ddpo-sem",
+    "ddpo-sty",
+    "ddpo-both",
+    "orpo",
+    "dorpo-sem",
+    "dorpo-sty",
+    "dorpo-both",
+    "divpo",
+    "human",
+]
 DPO_FAMILY = ["dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "divpo"]  # the methods with loss: dpo
 METRICS = ["quality", "semantic_diversity", "style_diversity"]
 
@@ -89,8 +101,19 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
 
 
 DATA_STAGES = ["ingest", "filter", "pair", "embed", "deviate", "divpo"]
-DATA_OUTPUTS = ["data/ingested", "data/truth", "data/filtered", "data/pairs", "data/embeddings", "data/selected", "data/weighted",
-                "data/divpo", "reports/gates", "reports/dataset_card.json", "reports/dataset_card.md"]
+DATA_OUTPUTS = [
+    "data/ingested",
+    "data/truth",
+    "data/filtered",
+    "data/pairs",
+    "data/embeddings",
+    "data/selected",
+    "data/weighted",
+    "data/divpo",
+    "reports/gates",
+    "reports/dataset_card.json",
+    "reports/dataset_card.md",
+]
 DATA_OUTPUTS += [f"reports/stages/{stage}.json" for stage in DATA_STAGES]  # fmt: skip
 
 

@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from divwrite.data.ingest import build_prompt
 from divwrite.core.params import deep_merge, flatten, load_params
+from divwrite.core.records import prompt_id, response_id
+from divwrite.data.ingest import build_prompt
 from divwrite.ops.pipeline import prepare_smoke_copy, profile_params
 from divwrite.ops.profiles import (
     check_profile,
@@ -45,8 +46,13 @@ from divwrite.ops.profiles import (
     run_profile_experiment,
     stage_view,
 )
-from divwrite.core.records import prompt_id, response_id
-from divwrite.training.tokenizer import FALLBACK_CHAT_TEMPLATE, chat_messages, ensure_chat_template, load_tokenizer, train_bpe_tokenizer
+from divwrite.training.tokenizer import (
+    FALLBACK_CHAT_TEMPLATE,
+    chat_messages,
+    ensure_chat_template,
+    load_tokenizer,
+    train_bpe_tokenizer,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_CARD = REPO / "tests" / "data" / "hub_schema" / "README.md"
@@ -297,7 +303,10 @@ def _add_boundary(records: list[dict], tokenizer) -> None:
     assert _chat_length(tokenizer, prompt, "the the") == base + 1
     n = MAX_TOKENS - base + 1
     keep, drop = " ".join(["the"] * n), " ".join(["the"] * (n + 1))
-    assert (_chat_length(tokenizer, prompt, keep), _chat_length(tokenizer, prompt, drop)) == (MAX_TOKENS, MAX_TOKENS + 1)
+    assert (_chat_length(tokenizer, prompt, keep), _chat_length(tokenizer, prompt, drop)) == (
+        MAX_TOKENS,
+        MAX_TOKENS + 1,
+    )
     rec["comments"] += [Comment(keep, 9, "boundary_keep"), Comment(drop, 11, "boundary_drop")]
 
 

@@ -84,9 +84,7 @@ def tables() -> dict[str, pd.DataFrame]:
         rows = []
         for i, pid in enumerate(PROMPTS):
             rows.append({"method": "dpo", "prompt_id": pid, **{m: v[i] for m, v in DPO.items()}})
-            rows.append(
-                {"method": "ddpo-both", "prompt_id": pid, **{m: DPO[m][i] + DIFF[m][i] + offset for m in DPO}}
-            )
+            rows.append({"method": "ddpo-both", "prompt_id": pid, **{m: DPO[m][i] + DIFF[m][i] + offset for m in DPO}})
         out[seed] = pd.DataFrame(rows).sample(frac=1.0, random_state=int(seed))  # row order must not matter
     return out
 

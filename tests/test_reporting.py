@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from divwrite.evaluation.scoring import METRIC_COLUMNS, TRUTH_COLUMNS
 from divwrite.evaluation.reporting import (
     FIG_DPI,
     FIG_SIZE_IN,
@@ -21,6 +20,7 @@ from divwrite.evaluation.reporting import (
     validate_rows,
     write_results,
 )
+from divwrite.evaluation.scoring import METRIC_COLUMNS, TRUTH_COLUMNS
 
 
 def _stat(mean: float, half: float) -> dict[str, float]:
@@ -162,8 +162,11 @@ def test_results_md_holds_comparisons_figures_and_examples(tmp_path: Path) -> No
     assert "Prompt: *A dragon \\| a key.*" in md
     dpo_line = next(line for line in md.splitlines() if line.startswith("| dpo | 1. "))
     assert "w59 ..." in dpo_line and "w60" not in dpo_line and "2. short one" in dpo_line
-    assert (tmp_path / "plots" / "lexical_diversity.csv").read_text().splitlines()[0].startswith(
-        "method,compression_ratio,compression_ratio_ci_low"
+    assert (
+        (tmp_path / "plots" / "lexical_diversity.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("method,compression_ratio,compression_ratio_ci_low")
     )
 
 

@@ -81,7 +81,9 @@ def test_finish_keeps_only_the_fingerprint(tmp_path):
 
 def _dvc(cwd: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs
+    )
 
 
 def _md5(path: Path) -> str:

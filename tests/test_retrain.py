@@ -24,8 +24,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from divwrite.ops import retrain
 from divwrite.core.params import flatten
+from divwrite.ops import retrain
 from divwrite.ops.retrain import Report, Side, StageLog
 
 WORKFLOW = REPO / ".github/workflows/retrain.yml"

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from divwrite.core.files import read_json, write_json
-
 from divwrite.core.records import RESPONSE_COLUMNS
 from divwrite.evaluation.reward import (
     CONFIG_FILE,
@@ -163,7 +162,10 @@ def test_load_refuses_a_folder_that_is_not_this_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         SequenceRewardModel.load(tmp_path)
     # The ridge model this one replaced.
-    write_json({"type": "ridge-embedding", "embedder": "all-MiniLM-L6-v2", "input_format": INPUT_FORMAT}, tmp_path / CONFIG_FILE)
+    write_json(
+        {"type": "ridge-embedding", "embedder": "all-MiniLM-L6-v2", "input_format": INPUT_FORMAT},
+        tmp_path / CONFIG_FILE,
+    )
     with pytest.raises(ValueError, match="not a sequence-regression reward model"):
         SequenceRewardModel.load(tmp_path)
     good = {"type": "sequence-regression", "base_model": "all-MiniLM-L6-v2", "max_length": 64, "lora": False}
@@ -194,7 +196,9 @@ def test_lora_trains_only_adapter_and_head_and_round_trips(tmp_path: Path) -> No
     loaded = SequenceRewardModel.load(tmp_path / "rm")
     assert isinstance(loaded.model, PeftModel)
     prompts, responses = df["prompt"].tolist(), df["response"].tolist()
-    np.testing.assert_allclose(loaded.predict(prompts, responses), model.predict(prompts, responses), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(prompts, responses), model.predict(prompts, responses), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_training_is_deterministic_given_the_seed() -> None:
@@ -203,7 +207,9 @@ def test_training_is_deterministic_given_the_seed() -> None:
     (a, ma), (b, mb) = train_reward_model(df, **kwargs), train_reward_model(df, **kwargs)
     prompts, responses = df["prompt"].tolist(), df["response"].tolist()
     np.testing.assert_array_equal(a.predict(prompts, responses), b.predict(prompts, responses))
-    assert {k: v for k, v in ma.items() if k != "train_runtime"} == {k: v for k, v in mb.items() if k != "train_runtime"}
+    assert {k: v for k, v in ma.items() if k != "train_runtime"} == {
+        k: v for k, v in mb.items() if k != "train_runtime"
+    }
 
 
 def test_freeze_layers_freezes_embeddings_and_lowest_layers() -> None:
@@ -211,7 +217,9 @@ def test_freeze_layers_freezes_embeddings_and_lowest_layers() -> None:
     assert all(p.requires_grad for p in load_regression_model("all-MiniLM-L6-v2", tokenizer).parameters())
     model = load_regression_model("all-MiniLM-L6-v2", tokenizer, freeze_layers=4)
     for name, param in model.named_parameters():
-        lower = name.startswith("bert.embeddings.") or any(name.startswith(f"bert.encoder.layer.{i}.") for i in range(4))
+        lower = name.startswith("bert.embeddings.") or any(
+            name.startswith(f"bert.encoder.layer.{i}.") for i in range(4)
+        )
         assert param.requires_grad != lower, name
     assert model.config.pad_token_id == tokenizer.pad_token_id
     freeze_lower_layers(model, 6)  # every layer: only the pooler and the head still train

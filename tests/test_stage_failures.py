@@ -75,8 +75,15 @@ def one_word_responses() -> bytes:
         (latin1_text(), ["line 2", "not valid UTF-8"]),
         (b"", ["no records"]),
         (None, ["FileNotFoundError", "corpus.jsonl"]),
-        (one_word_responses(), ["data gate 'ingest' failed", "expect_column_mean_to_be_between(column='n_words'",
-                                "observed: 1", "Data Docs: reports/data_docs/ingest/index.html"]),
+        (
+            one_word_responses(),
+            [
+                "data gate 'ingest' failed",
+                "expect_column_mean_to_be_between(column='n_words'",
+                "observed: 1",
+                "Data Docs: reports/data_docs/ingest/index.html",
+            ],
+        ),
     ],  # fmt: skip
     ids=["malformed-line", "nan-score", "non-utf8", "empty-file", "missing-path", "gate-mean-words"],
 )

@@ -24,7 +24,9 @@ WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woma
 
 def corpus(n=300, seed=0):
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40))) + rng.choice([".", "!", "?\n"]) for _ in range(n)]
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40))) + rng.choice([".", "!", "?\n"]) for _ in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,8 @@ def test_stage_run_nests_under_pipeline_run_in_sqlite_store(store, monkeypatch):
 
 def test_stage_run_without_pipeline_is_standalone_and_failure_is_recorded(store):
     exp_id = configure("unit2")
-    with pytest.raises(RuntimeError):
-        with stage_run("ingest", experiment="unit2"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), stage_run("ingest", experiment="unit2"):
+        raise RuntimeError("boom")
     (run,) = mlflow.search_runs([exp_id], output_format="list")
     assert run.info.status == "FAILED"
     assert run.data.tags["divwrite.kind"] == "standalone-stage"

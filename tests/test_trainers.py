@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_preference import N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 from trl import DPOConfig, DPOTrainer
 
-from tiny_preference import N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
-
 from divwrite.training.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
+
 
 def make_ddpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **extra):
     return DeviationWeightedDPOTrainer(
@@ -250,7 +250,9 @@ def test_reference_pass_is_cached_across_dpo_and_ddpo(base_model, tokenizer, tmp
     assert fresh["ref_chosen_logps"][0] == "float" and len(list(cache.glob("*.safetensors"))) == 1
     assert second.train_dataset["weight"] == pytest.approx(list(weights))
     batch = collate(second)  # the cached columns train as the computed ones do
-    assert torch.equal(batch["ref_chosen_logps"], collate(make(DeviationWeightedDPOTrainer, pairs(weights), None))["ref_chosen_logps"])
+    assert torch.equal(
+        batch["ref_chosen_logps"], collate(make(DeviationWeightedDPOTrainer, pairs(weights), None))["ref_chosen_logps"]
+    )
 
     # Other pairs, another batch size or another reference: another entry, never a stale hit.
     make(LengthGroupedDPOTrainer, pairs(seed=3), cache)

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
 
 from divwrite.training.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from divwrite.training.modeling import build_builtin_model, load_causal_lm, lora_config
-from divwrite.training.tokenizer import chat_messages, load_tokenizer, train_bpe_tokenizer
 from divwrite.training.runs import build_sft_trainer, run_preference, run_sft
+from divwrite.training.tokenizer import chat_messages, load_tokenizer, train_bpe_tokenizer
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said".split()
 SFT = dict(epochs=3, learning_rate=1e-2, batch_size=8, warmup_ratio=0.1, seed=0, max_length=96)
@@ -26,7 +26,9 @@ def text(rng, lo, hi):
 @pytest.fixture(scope="module")
 def data():
     rng = random.Random(0)
-    responses = pd.DataFrame({"prompt": [text(rng, 2, 5) for _ in range(24)], "response": [text(rng, 5, 15) for _ in range(24)]})
+    responses = pd.DataFrame(
+        {"prompt": [text(rng, 2, 5) for _ in range(24)], "response": [text(rng, 5, 15) for _ in range(24)]}
+    )
     pairs = pd.DataFrame(
         {
             "prompt": [text(rng, 2, 5) for _ in range(8)],
@@ -59,7 +61,9 @@ def completion_nll(model, tokenizer, prompts, responses) -> float:
     model.eval()
     with torch.no_grad():
         for p, r in zip(prompts, responses):
-            prompt_ids = tokenizer.apply_chat_template(chat_messages(p), add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+            prompt_ids = tokenizer.apply_chat_template(
+                chat_messages(p), add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
             full = tokenizer.apply_chat_template(chat_messages(p, r), tokenize=True, return_dict=True)["input_ids"]
             ids = torch.tensor([full])
             labels = ids.clone()
@@ -182,7 +186,11 @@ def test_sft_loss_is_on_the_response_only(data, tokenizer, tmp_path):
     trainer = build_sft_trainer(tiny_model(tokenizer), tokenizer, responses.iloc[:4], tmp_path, **SFT)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     for row, (p, r) in enumerate(zip(responses["prompt"][:4], responses["response"][:4])):
-        prompt_len = len(tokenizer.apply_chat_template(chat_messages(p), add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+        prompt_len = len(
+            tokenizer.apply_chat_template(
+                chat_messages(p), add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
         labels = batch["labels"][row]
         trained = labels[labels != -100].tolist()
         assert (labels[:prompt_len] == -100).all()

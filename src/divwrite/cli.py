@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from divwrite.ops import retrain as retraining
 from divwrite.evaluation.human import cli as human_cli
+from divwrite.ops import retrain as retraining
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--dir", type=Path, default=None, help="where to run (default: a new temp folder)")
     smoke.add_argument("--profile", default="smoke", help="profiles/<name>.yaml to apply (default: smoke)")
     smoke.add_argument("targets", nargs="*", help="stages to reproduce (default: all), e.g. deviate divpo")
-    exp = sub.add_parser("exp", help="a profile as a named DVC experiment: dvc exp run -n <name> -S <each value of the profile>")
+    exp = sub.add_parser(
+        "exp", help="a profile as a named DVC experiment: dvc exp run -n <name> -S <each value of the profile>"
+    )
     exp.add_argument("--profile", required=True, help="profiles/<name>.yaml to apply, e.g. paper")
     exp.add_argument("--name", default=None, help="experiment name (default: the profile's name)")
     exp.add_argument("--queue", action="store_true", help="queue it; dvc exp run --run-all runs the queue")
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     ablate.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
     ablate.add_argument("--force", action="store_true", help="re-run grid points this commit already has")
-    seeds = sub.add_parser("seeds", help="the claim over params `replicate.seeds` as queued DVC experiments -> reports/seeds.*")
+    seeds = sub.add_parser(
+        "seeds", help="the claim over params `replicate.seeds` as queued DVC experiments -> reports/seeds.*"
+    )
     seeds.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     seeds.add_argument("--collect-only", action="store_true", help="only test the claim on finished experiments")
     seeds.add_argument("--force", action="store_true", help="re-run seeds this commit already has")

@@ -48,7 +48,7 @@ GENERATION_COLUMNS = ["prompt_id", "prompt", "sample_index", "text"]
 
 def prompt_id(post_title: str, post_text: str) -> str:
     """Stable 12-hex-digit id of a source prompt, from its raw title and text."""
-    digest = hashlib.sha1(f"{post_title}\x00{post_text}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(f"{post_title}\x00{post_text}".encode()).hexdigest()
     return digest[:12]
 
 

@@ -50,8 +50,8 @@ def report_gate(summary: dict[str, Any]) -> dict[str, Any]:
     """Write a passed gate's summary (`reports/gates/<gate>.json`, a DVC metric, and
     `.details.json`), print its warnings, log the details and Data Docs to MLflow, and
     return the compact summary for the stage's metrics."""
-    from divwrite.data.gates import compact_summary, write_summary
     from divwrite.core.tracking import log_artifact
+    from divwrite.data.gates import compact_summary, write_summary
 
     gate = summary["gate"]
     details = write_summary(summary, f"reports/gates/{gate}.json")
@@ -69,8 +69,8 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None]
     `body` returns the metrics to log (nested dicts are flattened to `a.b.c`). Under
     `accelerate launch` every process runs `body`; only the main one opens the MLflow run.
     """
-    from divwrite.data.gates import GateError
     from divwrite.core.tracking import log_metrics, stage_run
+    from divwrite.data.gates import GateError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     params = load_params()

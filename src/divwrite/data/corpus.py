@@ -307,44 +307,62 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "leave", "the {P} at first light", "to begin the long journey north"),
-                 ("H", "carry", "{poss} sword", "and a worn map of the mountains")),
-                (("H", "stand", "at the gate of the {P}", "looking toward the distant mountains"),
-                 ("the old oracle", "speak", "of a prophecy", "with {obj} at its center")),
-                (("H", "study", "the map by the fire in the {P}", "late into the night"),
-                 ("H", "choose", "the northern trail", "through the mountains")),
+                (
+                    ("H", "leave", "the {P} at first light", "to begin the long journey north"),
+                    ("H", "carry", "{poss} sword", "and a worn map of the mountains"),
+                ),
+                (
+                    ("H", "stand", "at the gate of the {P}", "looking toward the distant mountains"),
+                    ("the old oracle", "speak", "of a prophecy", "with {obj} at its center"),
+                ),
+                (
+                    ("H", "study", "the map by the fire in the {P}", "late into the night"),
+                    ("H", "choose", "the northern trail", "through the mountains"),
+                ),
             ),
             (
-                (("H", "find", "{a_O} beside the trail", "glowing with the light of the old kingdom"),
-                 ("H", "take", "it", "as a sign for the quest")),
-                (("the old oracle", "give", "{obj} {a_O}", "for the quest ahead"),
-                 ("H", "tie", "the {O} to {poss} sword belt", "")),
-                (("H", "trade", "{poss} last coin for {a_O}", "at a pilgrim camp on the trail"),
-                 ("an old pilgrim", "call", "it the key to the kingdom", "")),
+                (
+                    ("H", "find", "{a_O} beside the trail", "glowing with the light of the old kingdom"),
+                    ("H", "take", "it", "as a sign for the quest"),
+                ),
+                (
+                    ("the old oracle", "give", "{obj} {a_O}", "for the quest ahead"),
+                    ("H", "tie", "the {O} to {poss} sword belt", ""),
+                ),
+                (
+                    ("H", "trade", "{poss} last coin for {a_O}", "at a pilgrim camp on the trail"),
+                    ("an old pilgrim", "call", "it the key to the kingdom", ""),
+                ),
             ),
             (
-                (("a storm", "close", "the mountain road", ""),
-                 ("H", "lose", "the trail", "in the snow of the high peaks")),
-                (("H", "cross", "a frozen river below the summit", "in the dead of winter"),
-                 ("the trail", "vanish", "under the snow", "")),
-                (("the dragon", "block", "the road to the summit", ""),
-                 ("H", "draw", "{poss} sword", "")),
+                (
+                    ("a storm", "close", "the mountain road", ""),
+                    ("H", "lose", "the trail", "in the snow of the high peaks"),
+                ),
+                (
+                    ("H", "cross", "a frozen river below the summit", "in the dead of winter"),
+                    ("the trail", "vanish", "under the snow", ""),
+                ),
+                (("the dragon", "block", "the road to the summit", ""), ("H", "draw", "{poss} sword", "")),
             ),
             (
-                (("H", "climb", "the last ridge", "with the {O} in {poss} hand"),
-                 ("the dragon", "bow", "before the light of the relic", "")),
-                (("H", "face", "the dragon", "on the summit"),
-                 ("the beast", "flee", "into the wilderness", "")),
-                (("H", "reach", "the summit", "at last"),
-                 ("H", "find", "the relic of the prophecy", "under the ice")),
+                (
+                    ("H", "climb", "the last ridge", "with the {O} in {poss} hand"),
+                    ("the dragon", "bow", "before the light of the relic", ""),
+                ),
+                (("H", "face", "the dragon", "on the summit"), ("the beast", "flee", "into the wilderness", "")),
+                (("H", "reach", "the summit", "at last"), ("H", "find", "the relic of the prophecy", "under the ice")),
             ),
             (
-                (("H", "bring", "the relic back to the kingdom", ""),
-                 ("the prophecy", "come", "true", "at last")),
-                (("the kingdom", "welcome", "{obj} as a hero", "with songs and banners"),
-                 ("H", "hang", "the {O} in the great hall of the kingdom", "")),
-                (("H", "plant", "the sword on the summit", ""),
-                 ("H", "walk", "back down the trail", "lighter than before")),
+                (("H", "bring", "the relic back to the kingdom", ""), ("the prophecy", "come", "true", "at last")),
+                (
+                    ("the kingdom", "welcome", "{obj} as a hero", "with songs and banners"),
+                    ("H", "hang", "the {O} in the great hall of the kingdom", ""),
+                ),
+                (
+                    ("H", "plant", "the sword on the summit", ""),
+                    ("H", "walk", "back down the trail", "lighter than before"),
+                ),
             ),
         ),
         dialogue=(
@@ -365,43 +383,56 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "meet", "a stranger at the {P}", "on the first warm evening of spring"),
-                 ("H", "feel", "{poss} heart skip", "")),
-                (("H", "work", "at the {P}", "hoping for love"),
-                 ("H", "notice", "the same shy smile", "every morning")),
-                (("H", "write", "a love letter in the {P}", "at a corner table"),
-                 ("H", "blush", "at {poss} own words", "")),
+                (
+                    ("H", "meet", "a stranger at the {P}", "on the first warm evening of spring"),
+                    ("H", "feel", "{poss} heart skip", ""),
+                ),
+                (
+                    ("H", "work", "at the {P}", "hoping for love"),
+                    ("H", "notice", "the same shy smile", "every morning"),
+                ),
+                (
+                    ("H", "write", "a love letter in the {P}", "at a corner table"),
+                    ("H", "blush", "at {poss} own words", ""),
+                ),
             ),
             (
-                (("the stranger", "leave", "{a_O} and a single rose", "on {poss} table"),
-                 ("H", "smile", "at the rose", "for the rest of the day")),
-                (("H", "give", "the stranger {a_O}", "as a tender token of love"),
-                 ("the stranger", "blush", "a deep red", "")),
-                (("H", "find", "a love note inside {a_O}", "in a careful hand"),
-                 ("the note", "ask", "{obj} to the spring dance", "")),
+                (
+                    ("the stranger", "leave", "{a_O} and a single rose", "on {poss} table"),
+                    ("H", "smile", "at the rose", "for the rest of the day"),
+                ),
+                (
+                    ("H", "give", "the stranger {a_O}", "as a tender token of love"),
+                    ("the stranger", "blush", "a deep red", ""),
+                ),
+                (
+                    ("H", "find", "a love note inside {a_O}", "in a careful hand"),
+                    ("the note", "ask", "{obj} to the spring dance", ""),
+                ),
             ),
             (
-                (("H", "blush", "", "at every glance from the stranger"),
-                 ("H", "lose", "{poss} words", "around the stranger")),
-                (("a handsome suitor", "ask", "the stranger to the dance", ""),
-                 ("H", "feel", "{poss} heart sink", "")),
-                (("H", "hesitate", "at the door", "with trembling hands and a pounding heart"),
-                 ("H", "hide", "the love letter", "in {poss} coat")),
+                (
+                    ("H", "blush", "", "at every glance from the stranger"),
+                    ("H", "lose", "{poss} words", "around the stranger"),
+                ),
+                (("a handsome suitor", "ask", "the stranger to the dance", ""), ("H", "feel", "{poss} heart sink", "")),
+                (
+                    ("H", "hesitate", "at the door", "with trembling hands and a pounding heart"),
+                    ("H", "hide", "the love letter", "in {poss} coat"),
+                ),
             ),
             (
-                (("H", "confess", "{poss} love", "under the string lights"),
-                 ("the stranger", "kiss", "{obj}", "")),
+                (("H", "confess", "{poss} love", "under the string lights"), ("the stranger", "kiss", "{obj}", "")),
                 (("H", "dance", "with the stranger", "cheek to cheek until midnight"),),
-                (("the stranger", "take", "{poss} hand", ""),
-                 ("H", "kiss", "the stranger", "beneath the roses")),
+                (("the stranger", "take", "{poss} hand", ""), ("H", "kiss", "the stranger", "beneath the roses")),
             ),
             (
-                (("H", "marry", "the stranger", "the next spring"),
-                 ("the {O}", "sit", "on the wedding table", "")),
-                (("H", "keep", "the love letter", "close to {poss} heart forever"),
-                 ("the stranger", "kiss", "{obj} good night", "")),
-                (("H", "smile", "at the stranger", "with {poss} whole heart"),
-                 ("the stranger", "smile", "back", "")),
+                (("H", "marry", "the stranger", "the next spring"), ("the {O}", "sit", "on the wedding table", "")),
+                (
+                    ("H", "keep", "the love letter", "close to {poss} heart forever"),
+                    ("the stranger", "kiss", "{obj} good night", ""),
+                ),
+                (("H", "smile", "at the stranger", "with {poss} whole heart"), ("the stranger", "smile", "back", "")),
             ),
         ),
         dialogue=(
@@ -422,44 +453,53 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "arrive", "at the {P}", "to investigate a strange disappearance"),
-                 ("the inspector", "hand", "{obj} the case file", "")),
-                (("a janitor", "discover", "a body in the {P}", "just after midnight"),
-                 ("H", "take", "the case", "without hesitation")),
-                (("H", "examine", "the footprints outside the {P}", "in the grey light"),
-                 ("the inspector", "call", "it a strange case", "")),
+                (
+                    ("H", "arrive", "at the {P}", "to investigate a strange disappearance"),
+                    ("the inspector", "hand", "{obj} the case file", ""),
+                ),
+                (
+                    ("a janitor", "discover", "a body in the {P}", "just after midnight"),
+                    ("H", "take", "the case", "without hesitation"),
+                ),
+                (
+                    ("H", "examine", "the footprints outside the {P}", "in the grey light"),
+                    ("the inspector", "call", "it a strange case", ""),
+                ),
             ),
             (
-                (("H", "find", "a clue inside {a_O}", "under a layer of dust"),
-                 ("the clue", "point", "to a second suspect", "")),
-                (("the witness", "describe", "{a_O}", "near the scene of the crime"),
-                 ("H", "mark", "it as evidence", "")),
-                (("H", "study", "{a_O} for fingerprints", "under the lamp"),
-                 ("the fingerprint", "match", "no known suspect", "")),
+                (
+                    ("H", "find", "a clue inside {a_O}", "under a layer of dust"),
+                    ("the clue", "point", "to a second suspect", ""),
+                ),
+                (
+                    ("the witness", "describe", "{a_O}", "near the scene of the crime"),
+                    ("H", "mark", "it as evidence", ""),
+                ),
+                (
+                    ("H", "study", "{a_O} for fingerprints", "under the lamp"),
+                    ("the fingerprint", "match", "no known suspect", ""),
+                ),
             ),
             (
-                (("every suspect", "have", "an alibi", ""),
-                 ("the evidence", "point", "nowhere", "")),
-                (("the witness", "lie", "to the inspector", ""),
-                 ("H", "doubt", "the alibi", "")),
-                (("H", "question", "each suspect", "late into the night"),
-                 ("nobody", "admit", "to the crime", "")),
+                (("every suspect", "have", "an alibi", ""), ("the evidence", "point", "nowhere", "")),
+                (("the witness", "lie", "to the inspector", ""), ("H", "doubt", "the alibi", "")),
+                (("H", "question", "each suspect", "late into the night"), ("nobody", "admit", "to the crime", "")),
             ),
             (
-                (("H", "solve", "the riddle", "in the last hour"),
-                 ("the culprit", "confess", "", "")),
-                (("H", "spot", "the one clue", "missing from every report"),
-                 ("the puzzle", "fall", "into place", "")),
-                (("H", "match", "the fingerprints", "to the culprit"),
-                 ("the culprit", "try", "to run", "")),
+                (("H", "solve", "the riddle", "in the last hour"), ("the culprit", "confess", "", "")),
+                (("H", "spot", "the one clue", "missing from every report"), ("the puzzle", "fall", "into place", "")),
+                (("H", "match", "the fingerprints", "to the culprit"), ("the culprit", "try", "to run", "")),
             ),
             (
-                (("H", "close", "the case", "before dawn"),
-                 ("the witness", "thank", "{obj}", "")),
-                (("the inspector", "arrest", "the culprit", "at the {P}"),
-                 ("H", "file", "the last of the evidence", "")),
-                (("H", "write", "the solution to the puzzle", "in a worn notebook"),
-                 ("H", "close", "the case file", "for good")),
+                (("H", "close", "the case", "before dawn"), ("the witness", "thank", "{obj}", "")),
+                (
+                    ("the inspector", "arrest", "the culprit", "at the {P}"),
+                    ("H", "file", "the last of the evidence", ""),
+                ),
+                (
+                    ("H", "write", "the solution to the puzzle", "in a worn notebook"),
+                    ("H", "close", "the case file", "for good"),
+                ),
             ),
         ),
         dialogue=(
@@ -479,44 +519,56 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "watch", "the vault under the {P}", "for a week"),
-                 ("H", "plan", "the heist of the decade", "")),
-                (("H", "gather", "a crew in the back room of the {P}", "after closing time"),
-                 ("H", "unroll", "the blueprints", "across the table")),
-                (("H", "slip", "into the {P}", "in a janitor's disguise"),
-                 ("H", "count", "the guards", "on every floor")),
+                (("H", "watch", "the vault under the {P}", "for a week"), ("H", "plan", "the heist of the decade", "")),
+                (
+                    ("H", "gather", "a crew in the back room of the {P}", "after closing time"),
+                    ("H", "unroll", "the blueprints", "across the table"),
+                ),
+                (
+                    ("H", "slip", "into the {P}", "in a janitor's disguise"),
+                    ("H", "count", "the guards", "on every floor"),
+                ),
             ),
             (
-                (("H", "hide", "the vault codes inside {a_O}", ""),
-                 ("the crew", "memorize", "the blueprints", "")),
-                (("the crew", "need", "{a_O}", "to fool the alarm"),
-                 ("H", "steal", "one", "from a sleeping guard")),
-                (("H", "pack", "{a_O} for the heist", "among the tools"),
-                 ("the crew", "wait", "in the getaway van", "")),
+                (("H", "hide", "the vault codes inside {a_O}", ""), ("the crew", "memorize", "the blueprints", "")),
+                (("the crew", "need", "{a_O}", "to fool the alarm"), ("H", "steal", "one", "from a sleeping guard")),
+                (
+                    ("H", "pack", "{a_O} for the heist", "among the tools"),
+                    ("the crew", "wait", "in the getaway van", ""),
+                ),
             ),
             (
-                (("the alarm", "start", "to ring", ""),
-                 ("the guard", "turn", "toward the vault", "")),
-                (("the lookout", "lose", "{poss} nerve", "at the worst moment"),
-                 ("H", "crawl", "through the tunnel", "alone")),
-                (("the guard", "change", "the combination", "at midnight"),
-                 ("H", "calm", "the crew", "with a steady voice")),
+                (("the alarm", "start", "to ring", ""), ("the guard", "turn", "toward the vault", "")),
+                (
+                    ("the lookout", "lose", "{poss} nerve", "at the worst moment"),
+                    ("H", "crawl", "through the tunnel", "alone"),
+                ),
+                (
+                    ("the guard", "change", "the combination", "at midnight"),
+                    ("H", "calm", "the crew", "with a steady voice"),
+                ),
             ),
             (
-                (("H", "crack", "the vault", "in ninety seconds"),
-                 ("a river of diamonds", "spill", "across the floor", "")),
-                (("H", "grab", "the loot", "under the nose of the guard"),
-                 ("the alarm", "stay", "silent", "")),
-                (("H", "switch", "the real diamond for a fake", "without a sound"),
-                 ("the guard", "notice", "nothing", "")),
+                (
+                    ("H", "crack", "the vault", "in ninety seconds"),
+                    ("a river of diamonds", "spill", "across the floor", ""),
+                ),
+                (("H", "grab", "the loot", "under the nose of the guard"), ("the alarm", "stay", "silent", "")),
+                (
+                    ("H", "switch", "the real diamond for a fake", "without a sound"),
+                    ("the guard", "notice", "nothing", ""),
+                ),
             ),
             (
-                (("the getaway van", "roar", "into the night", "with the crew laughing inside"),
-                 ("H", "count", "the loot", "by dawn")),
-                (("H", "vanish", "before dawn", "with the loot"),
-                 ("nobody", "catch", "the crew", "")),
-                (("H", "leave", "a single diamond on the counter", "as a calling card"),
-                 ("the crew", "scatter", "across the country", "with the loot")),
+                (
+                    ("the getaway van", "roar", "into the night", "with the crew laughing inside"),
+                    ("H", "count", "the loot", "by dawn"),
+                ),
+                (("H", "vanish", "before dawn", "with the loot"), ("nobody", "catch", "the crew", "")),
+                (
+                    ("H", "leave", "a single diamond on the counter", "as a calling card"),
+                    ("the crew", "scatter", "across the country", "with the loot"),
+                ),
             ),
         ),
         dialogue=(
@@ -536,44 +588,56 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "come", "back to the {P} with a scar", "and an old grudge"),
-                 ("H", "swear", "revenge", "on the traitor")),
-                (("H", "wait", "in the shadows of the {P}", "nursing an old grudge"),
-                 ("H", "count", "the days until {poss} revenge", "")),
-                (("H", "remember", "the betrayal in the {P}", "every night"),
-                 ("the scar", "ache", "in the cold", "")),
+                (
+                    ("H", "come", "back to the {P} with a scar", "and an old grudge"),
+                    ("H", "swear", "revenge", "on the traitor"),
+                ),
+                (
+                    ("H", "wait", "in the shadows of the {P}", "nursing an old grudge"),
+                    ("H", "count", "the days until {poss} revenge", ""),
+                ),
+                (("H", "remember", "the betrayal in the {P}", "every night"), ("the scar", "ache", "in the cold", "")),
             ),
             (
-                (("H", "hide", "a dagger inside {a_O}", "for the day of vengeance"),
-                 ("H", "sharpen", "the dagger", "every night")),
-                (("the traitor", "drop", "{a_O}", "on the night of the betrayal"),
-                 ("H", "keep", "it", "as proof of the blood debt")),
-                (("H", "carry", "{a_O} from the night of the betrayal", "like a vow"),
-                 ("the debt", "grow", "heavier", "")),
+                (
+                    ("H", "hide", "a dagger inside {a_O}", "for the day of vengeance"),
+                    ("H", "sharpen", "the dagger", "every night"),
+                ),
+                (
+                    ("the traitor", "drop", "{a_O}", "on the night of the betrayal"),
+                    ("H", "keep", "it", "as proof of the blood debt"),
+                ),
+                (
+                    ("H", "carry", "{a_O} from the night of the betrayal", "like a vow"),
+                    ("the debt", "grow", "heavier", ""),
+                ),
             ),
             (
-                (("H", "hunt", "the traitor", "through the city"),
-                 ("the enemy", "hire", "more blades", "")),
-                (("H", "learn", "the name of the traitor", "from a dying thief"),
-                 ("the enemy", "send", "killers", "after {obj}")),
-                (("the enemy", "mock", "{obj}", "from across the street"),
-                 ("H", "swallow", "{poss} fury", "for one more day")),
+                (("H", "hunt", "the traitor", "through the city"), ("the enemy", "hire", "more blades", "")),
+                (
+                    ("H", "learn", "the name of the traitor", "from a dying thief"),
+                    ("the enemy", "send", "killers", "after {obj}"),
+                ),
+                (
+                    ("the enemy", "mock", "{obj}", "from across the street"),
+                    ("H", "swallow", "{poss} fury", "for one more day"),
+                ),
             ),
             (
-                (("H", "corner", "the traitor", "in the rain"),
-                 ("H", "draw", "the dagger", "without a word")),
-                (("H", "burn", "the house of the enemy", "to the ground"),
-                 ("the traitor", "beg", "for mercy", "")),
-                (("H", "confront", "the traitor", "with blood on {poss} hands"),
-                 ("the enemy", "fall", "without a sound", "")),
+                (("H", "corner", "the traitor", "in the rain"), ("H", "draw", "the dagger", "without a word")),
+                (("H", "burn", "the house of the enemy", "to the ground"), ("the traitor", "beg", "for mercy", "")),
+                (
+                    ("H", "confront", "the traitor", "with blood on {poss} hands"),
+                    ("the enemy", "fall", "without a sound", ""),
+                ),
             ),
             (
-                (("H", "take", "{poss} revenge", "at last"),
-                 ("the grudge", "die", "with the traitor", "")),
-                (("H", "spare", "the traitor", "in the end"),
-                 ("vengeance", "taste", "like ash", "")),
-                (("H", "walk", "away from the ruins", "with nothing more to collect"),
-                 ("the old grudge", "fade", "at last", "")),
+                (("H", "take", "{poss} revenge", "at last"), ("the grudge", "die", "with the traitor", "")),
+                (("H", "spare", "the traitor", "in the end"), ("vengeance", "taste", "like ash", "")),
+                (
+                    ("H", "walk", "away from the ruins", "with nothing more to collect"),
+                    ("the old grudge", "fade", "at last", ""),
+                ),
             ),
         ),
         dialogue=(
@@ -592,44 +656,68 @@ _GRAMMAR: dict[str, _Archetype] = {
         ),
         slots=(
             (
-                (("H", "return", "to the {P}", "after twenty years away from home"),
-                 ("the village", "look", "the same", "")),
-                (("H", "step", "off the bus at the {P}", "in the village of {poss} childhood"),
-                 ("H", "carry", "{poss} suitcase home", "")),
-                (("H", "walk", "past the {P}", "on the road back to {poss} village"),
-                 ("{poss} childhood", "come", "back to {obj}", "all at once")),
+                (
+                    ("H", "return", "to the {P}", "after twenty years away from home"),
+                    ("the village", "look", "the same", ""),
+                ),
+                (
+                    ("H", "step", "off the bus at the {P}", "in the village of {poss} childhood"),
+                    ("H", "carry", "{poss} suitcase home", ""),
+                ),
+                (
+                    ("H", "walk", "past the {P}", "on the road back to {poss} village"),
+                    ("{poss} childhood", "come", "back to {obj}", "all at once"),
+                ),
             ),
             (
-                (("{poss} mother", "keep", "{a_O} from {poss} childhood", "on the kitchen shelf"),
-                 ("H", "hold", "it", "for a long moment")),
-                (("H", "bring", "{a_O} home", "as a gift for the family"),
-                 ("{poss} sister", "laugh", "at the gift", "")),
-                (("H", "find", "{a_O} in the attic", "of the family house"),
-                 ("{poss} father", "tell", "the story of the {O}", "over supper")),
+                (
+                    ("{poss} mother", "keep", "{a_O} from {poss} childhood", "on the kitchen shelf"),
+                    ("H", "hold", "it", "for a long moment"),
+                ),
+                (
+                    ("H", "bring", "{a_O} home", "as a gift for the family"),
+                    ("{poss} sister", "laugh", "at the gift", ""),
+                ),
+                (
+                    ("H", "find", "{a_O} in the attic", "of the family house"),
+                    ("{poss} father", "tell", "the story of the {O}", "over supper"),
+                ),
             ),
             (
-                (("{poss} brother", "refuse", "to speak to {obj}", "at first"),
-                 ("an old silence", "fill", "the kitchen", "")),
-                (("the village", "feel", "smaller than {poss} memories", ""),
-                 ("H", "miss", "the city", "for a moment")),
-                (("H", "sit", "alone on the porch", "full of regret for the missing years"),
-                 ("{poss} sister", "bring", "{obj} tea", "")),
+                (
+                    ("{poss} brother", "refuse", "to speak to {obj}", "at first"),
+                    ("an old silence", "fill", "the kitchen", ""),
+                ),
+                (
+                    ("the village", "feel", "smaller than {poss} memories", ""),
+                    ("H", "miss", "the city", "for a moment"),
+                ),
+                (
+                    ("H", "sit", "alone on the porch", "full of regret for the missing years"),
+                    ("{poss} sister", "bring", "{obj} tea", ""),
+                ),
             ),
             (
-                (("{poss} mother", "open", "the door", "with wet eyes"),
-                 ("H", "hug", "{poss} mother", "for a long time")),
-                (("{poss} brother", "hug", "{obj}", "on the porch"),
-                 ("H", "cry", "for the first time in years", "")),
-                (("the whole family", "gather", "in the kitchen", "for supper"),
-                 ("H", "laugh", "with {poss} brother", "until midnight")),
+                (
+                    ("{poss} mother", "open", "the door", "with wet eyes"),
+                    ("H", "hug", "{poss} mother", "for a long time"),
+                ),
+                (("{poss} brother", "hug", "{obj}", "on the porch"), ("H", "cry", "for the first time in years", "")),
+                (
+                    ("the whole family", "gather", "in the kitchen", "for supper"),
+                    ("H", "laugh", "with {poss} brother", "until midnight"),
+                ),
             ),
             (
-                (("H", "stay", "in the family house for good", "beside {poss} mother"),
-                 ("the porch light", "burn", "every night", "")),
-                (("H", "feel", "at home", "for the first time in years"),
-                 ("{poss} mother", "pour", "more tea", "")),
-                (("H", "unpack", "{poss} bags", "in {poss} childhood bedroom"),
-                 ("the house", "feel", "like home again", "")),
+                (
+                    ("H", "stay", "in the family house for good", "beside {poss} mother"),
+                    ("the porch light", "burn", "every night", ""),
+                ),
+                (("H", "feel", "at home", "for the first time in years"), ("{poss} mother", "pour", "more tea", "")),
+                (
+                    ("H", "unpack", "{poss} bags", "in {poss} childhood bedroom"),
+                    ("the house", "feel", "like home again", ""),
+                ),
             ),
         ),
         dialogue=(
@@ -677,7 +765,7 @@ _PRONOUN_RATE = 0.6  # third person: share of later hero mentions that use the p
 
 _BOT_WELCOME = (
     "**Welcome to the Prompt!** All top-level comments must be a story or poem. Reply here for other "
-    "comments.\n\n**Reminders**:\n\n>* Stories at least 100 words. Poems, 30 but include \"[Poem]\"\n>* "
+    'comments.\n\n**Reminders**:\n\n>* Stories at least 100 words. Poems, 30 but include "[Poem]"\n>* '
     "Responses don't have to fulfill every detail\n>* See [Reality Fiction](https://www.reddit.com/r/"
     "WritingPrompts/wiki/reality_fiction) for stand-alone stories\n\n**What Is This?**\n\n[New Here?]"
     "(https://www.reddit.com/r/WritingPrompts/wiki/user_guide) | [Writing Help?](https://www.reddit.com/"
@@ -688,7 +776,7 @@ _BOT_WELCOME = (
 )
 _BOT_OFFTOPIC = (
     "**Off-Topic Discussion**: All top-level comments must be a story or poem. Reply here for other "
-    "comments.\n\n**Reminders**:\n\n>* Stories at least 100 words. Poems, 30 but include \"[Poem]\"\n>* "
+    'comments.\n\n**Reminders**:\n\n>* Stories at least 100 words. Poems, 30 but include "[Poem]"\n>* '
     "See [Reality Fiction](https://www.reddit.com/r/WritingPrompts/wiki/reality_fiction) for stand-alone "
     "stories\n\n*I am a bot, and this action was performed automatically. Please [contact the moderators "
     "of this subreddit](/message/compose/?to=/r/WritingPrompts) if you have any questions or concerns.*"
@@ -874,7 +962,9 @@ class _Realiser:
                 i += size
                 text = " ".join(group[0])
                 for subj, pred in group[1:]:
-                    connector = ", and " if style.rhythm == "medium" else _CONNECTORS[int(rng.integers(len(_CONNECTORS)))]
+                    connector = (
+                        ", and " if style.rhythm == "medium" else _CONNECTORS[int(rng.integers(len(_CONNECTORS)))]
+                    )
                     text += f"{connector}{subj} {pred}"
                 if style.rhythm == "flowing" and rng.random() < 0.5:
                     text += _SIMILES[int(rng.integers(len(_SIMILES)))]
@@ -1149,7 +1239,9 @@ def detect_style(text: str) -> str:
         return NONE
     observed = (1 if f["person"] == "first" else 3, f["tense"], f["dialogue"] >= _DIALOGUE_MIN_SHARE, f["rhythm"])
     distances = {
-        name: sum(w * (a != b) for w, a, b in zip(_FEATURE_WEIGHTS, observed, (s.person, s.tense, s.dialogue, s.rhythm)))
+        name: sum(
+            w * (a != b) for w, a, b in zip(_FEATURE_WEIGHTS, observed, (s.person, s.tense, s.dialogue, s.rhythm))
+        )
         for name, s in _STYLE_SPECS.items()
     }
     best = min(distances.values())

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from divwrite.data.filtering import is_deleted, is_empty
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.data.filtering import is_deleted, is_empty
 
 # dtypes accepted for numeric columns (upvotes, weights); pandas reports them by name.
 NUMERIC_DTYPES = [
@@ -223,9 +223,7 @@ def _responses_specs(bounds: GateBounds, raw: bool) -> list[tuple[str, dict, str
          "the response schema (records.RESPONSE_COLUMNS)"),
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}, "at least one response"),
     ]  # fmt: skip
-    specs += [
-        ("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing values") for c in RESPONSE_COLUMNS
-    ]
+    specs += [("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing values") for c in RESPONSE_COLUMNS]
     specs += [
         ("ExpectColumnValuesToBeUnique", {"column": "response_id"}, "one row per response"),
         ("ExpectColumnValuesToBeInTypeList", {"column": "score", "type_list": NUMERIC_DTYPES}, "scores are numeric"),
@@ -427,8 +425,8 @@ def _run_gate(name: str, tables: list[_Table], docs_dir: str | os.PathLike | Non
     """Validate each table with its own suite and validation definition; raise GateError on failure."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
-    from great_expectations.expectations.metadata_types import FailureSeverity
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -569,7 +567,12 @@ def check_pairs(
     families, absent = _weight_families(list(df.columns))
     derived = _pairs_tables(df, families)
     tables = [
-        _Table("pairs", derived["pairs"], ["pair_id"], _pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap))
+        _Table(
+            "pairs",
+            derived["pairs"],
+            ["pair_id"],
+            _pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap),
+        )
     ]
     if "pair_responses" in derived:
         tables.append(_Table("pair_responses", derived["pair_responses"], ["pair_id"], _pair_responses_specs()))

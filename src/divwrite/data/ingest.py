@@ -240,9 +240,7 @@ def _score(
     return float(number)
 
 
-def normalise_record(
-    record: Any, where: str, columns: Mapping[str, str | None] | None = None
-) -> dict[str, Any]:
+def normalise_record(record: Any, where: str, columns: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """One per-prompt source record checked and normalised to the canonical fields and
     plain Python types.
 
@@ -295,9 +293,7 @@ def _json_cells(row: dict[str, str], where: str, columns: Columns) -> dict[str, 
             try:
                 row[name] = json.loads(row[name])
             except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{where}: field {_name(columns, canonical)} must be a JSON array ({e.msg})"
-                ) from None
+                raise ValueError(f"{where}: field {_name(columns, canonical)} must be a JSON array ({e.msg})") from None
     return row
 
 

@@ -17,7 +17,6 @@ same order (lower response first, then higher, by sorted position) and draw
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -38,9 +37,7 @@ def sample_pairs_reference(upvotes: np.ndarray, gap: float, rng: np.random.Gener
     unused = [int(i) for i in np.argsort(u, kind="stable")]  # ascending upvotes
     pairs: list[tuple[int, int]] = []
     while True:
-        candidates = [
-            (a, b) for pos, a in enumerate(unused) for b in unused[pos + 1 :] if _is_valid(u[a], u[b], gap)
-        ]
+        candidates = [(a, b) for pos, a in enumerate(unused) for b in unused[pos + 1 :] if _is_valid(u[a], u[b], gap)]
         if not candidates:  # fallback: any pair with different upvotes
             candidates = [(a, b) for pos, a in enumerate(unused) for b in unused[pos + 1 :] if u[b] > u[a]]
         if not candidates:

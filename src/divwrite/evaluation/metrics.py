@@ -18,9 +18,9 @@ import gzip
 import io
 import math
 from collections.abc import Sequence
-from typing import Any
 from functools import lru_cache
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,9 +115,7 @@ def homogenization_rouge_l(texts: Sequence[str], *, use_stemmer: bool = False) -
     if len(texts) < 2:
         raise ValueError(f"need at least 2 texts, got {len(texts)}")
     scorer = _rouge_l_scorer(bool(use_stemmer))
-    scores = [
-        1.0 if a == b else scorer.score(a, b)["rougeL"].fmeasure for a, b in combinations(texts, 2)
-    ]
+    scores = [1.0 if a == b else scorer.score(a, b)["rougeL"].fmeasure for a, b in combinations(texts, 2)]
     return float(np.mean(scores))
 
 
@@ -201,7 +199,9 @@ def paired_test(a: Values, b: Values) -> dict[str, float]:
     return {"mean_diff": mean_diff, "t": t, "p_value": p, "n": int(x.size)}
 
 
-def paired_comparison(a: pd.Series, b: pd.Series, lower_is_better: bool = False, confidence: float = 0.95) -> dict[str, Any]:
+def paired_comparison(
+    a: pd.Series, b: pd.Series, lower_is_better: bool = False, confidence: float = 0.95
+) -> dict[str, Any]:
     """Paired comparison over prompts of method a against method b on one metric (Series
     indexed by prompt id, aligned on the shared prompts): `paired_test`'s mean difference
     a - b, t (None where the difference is a non-zero constant: infinite), p and n, the Student-t interval of the difference (`ci_low`, `ci_high`,

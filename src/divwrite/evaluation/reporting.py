@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from divwrite.evaluation.scoring import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS
 from divwrite.core.files import atomic_path, write_json
+from divwrite.evaluation.scoring import ALL_METRICS, METRIC_COLUMNS, TRUTH_COLUMNS
 
 HUMAN_METHODS = {"human", "gold"}
 PLOT_METRICS = ["quality", "semantic_diversity", "style_diversity"]
@@ -190,16 +190,15 @@ def _write_plot_csv(rows: Sequence[dict[str, Any]], metrics: Sequence[str], path
     """One line per method: each metric's mean, ci_low, ci_high (empty when missing)."""
     header = ["method"] + [f"{m}{s}" for m in metrics for s in ("", "_ci_low", "_ci_high")]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            for r in rows:
-                cells: list[Any] = [r["method"]]
-                for m in metrics:
-                    stat = r.get(m)
-                    cells += [repr(float(stat[k])) if stat else "" for k in ("mean", "ci_low", "ci_high")]
-                writer.writerow(cells)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        for r in rows:
+            cells: list[Any] = [r["method"]]
+            for m in metrics:
+                stat = r.get(m)
+                cells += [repr(float(stat[k])) if stat else "" for k in ("mean", "ci_low", "ci_high")]
+            writer.writerow(cells)
 
 
 def plot_quality_vs_diversity(rows: Sequence[dict[str, Any]], path: str | os.PathLike, subtitle: str = "") -> Path:
@@ -319,7 +318,9 @@ def plot_lexical_diversity(rows: Sequence[dict[str, Any]], path: str | os.PathLi
         pad = 0.1 * (hi - lo or 1.0)
         ax.set_ylim(lo - pad, hi + pad)
         ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
-    fig.suptitle("Lexical diversity per method (cf. Chung et al. 2025, Figs. 4-5); bars: confidence intervals", fontsize=10)
+    fig.suptitle(
+        "Lexical diversity per method (cf. Chung et al. 2025, Figs. 4-5); bars: confidence intervals", fontsize=10
+    )
     return _save(fig, path)
 
 

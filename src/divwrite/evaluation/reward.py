@@ -41,7 +41,6 @@ Predictions are not clipped to [-1, 1]: quality is a mean of scores, and clippin
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -52,11 +51,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from divwrite.weighting.embedders import MINILM_NAMES
-from divwrite.data.ingest import held_out_prompts
 from divwrite.core.files import atomic_path, read_json, write_json
 from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.data.ingest import held_out_prompts
 from divwrite.training.tokenizer import load_tokenizer
+from divwrite.weighting.embedders import MINILM_NAMES
 
 INPUT_FORMAT = "<prompt>{prompt}</prompt><response>{response}</response>"
 CONFIG_FILE = "reward_config.json"
@@ -214,7 +213,9 @@ class SequenceRewardModel:
 
         return isinstance(self.model, PeftModel)
 
-    def predict(self, prompts: Sequence[str], responses: Sequence[str], show_progress: bool | None = None) -> np.ndarray:
+    def predict(
+        self, prompts: Sequence[str], responses: Sequence[str], show_progress: bool | None = None
+    ) -> np.ndarray:
         """Predicted scores, float64, shape (n,), in input order. No gradients, eval mode, batches of
         similar length (inputs cut at `max_length` tokens, as in training)."""
         import torch
@@ -234,7 +235,9 @@ class SequenceRewardModel:
         self.model.eval()
         try:
             with torch.inference_mode():
-                for idx in tqdm(_batches_by_length(lengths, self.batch_size), desc="reward", unit="batch", disable=not show):
+                for idx in tqdm(
+                    _batches_by_length(lengths, self.batch_size), desc="reward", unit="batch", disable=not show
+                ):
                     batch = self.tokenizer([texts[i] for i in idx], padding=True, return_tensors="pt", **tokenize)
                     out[idx] = self.model(**batch.to(device)).logits[:, 0].float().cpu().numpy()
         finally:
@@ -278,7 +281,9 @@ class SequenceRewardModel:
             raise ValueError(f"{directory}: not a {MODEL_TYPE} reward model with input {INPUT_FORMAT!r}: {config}")
         adapter = (directory / "adapter_config.json").is_file()
         if adapter != bool(config.get("lora", False)):
-            raise ValueError(f"{directory}: {CONFIG_FILE} says lora={config.get('lora')} but adapter_config.json is {'present' if adapter else 'absent'}")
+            raise ValueError(
+                f"{directory}: {CONFIG_FILE} says lora={config.get('lora')} but adapter_config.json is {'present' if adapter else 'absent'}"
+            )
         trust = bool(config.get("trust_remote_code", False))
         tokenizer = load_tokenizer(directory, trust_remote_code=trust)
         if adapter:

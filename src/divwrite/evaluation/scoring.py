@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from divwrite.weighting.embedders import Embedder, load_embedder
 from divwrite.core.records import prompt_rng
 from divwrite.evaluation.metrics import (
     compression_ratio,
@@ -27,6 +26,7 @@ from divwrite.evaluation.metrics import (
     ngram_diversity,
     paired_comparison,
 )
+from divwrite.weighting.embedders import Embedder, load_embedder
 
 # Per-prompt metric columns, in report order, with a one-line reading of each.
 METRIC_COLUMNS: dict[str, str] = {

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from divwrite.core.files import atomic_path, read_json, write_json
 from divwrite.core.params import get_param, has_param
 from divwrite.ops.pipeline import _venv_env
-from divwrite.core.files import atomic_path, read_json, write_json
 
 PREFIX = "abl"
 ALWAYS_KEPT = ("sft",)  # every preference method starts from it
@@ -300,8 +300,7 @@ def preflight(root: Path) -> list[str]:
         )
     if untracked:
         warnings.append(
-            "untracked files are NOT part of the experiments (git add the ones stages need): "
-            + ", ".join(untracked)
+            "untracked files are NOT part of the experiments (git add the ones stages need): " + ", ".join(untracked)
         )
     stale = _dvc(root, "status", "--json")
     if stale.returncode == 0 and stale.stdout.strip() not in ("", "{}"):
@@ -313,9 +312,7 @@ def preflight(root: Path) -> list[str]:
     return warnings
 
 
-def queue_grid(
-    root: Path, points: Sequence[GridPoint], force: bool = False, dry_run: bool = False
-) -> list[GridPoint]:
+def queue_grid(root: Path, points: Sequence[GridPoint], force: bool = False, dry_run: bool = False) -> list[GridPoint]:
     """Queue the grid points that have no successful, running or queued experiment on the
     current commit (all of them with `force`); returns those queued. `dry_run` prints the
     commands and queues nothing."""
@@ -406,8 +403,8 @@ def metrics_from_evaluation(root: Path, rev: str, confidence: float) -> dict[str
     """`reports/metrics.json` of an experiment, rebuilt from its `data/evaluation/per_prompt.parquet`
     (read from the DVC cache at `rev`) with `evaluation.summarise` and `reporting.write_results`,
     as the `evaluate` stage builds it."""
-    from divwrite.evaluation.scoring import summarise
     from divwrite.evaluation.reporting import write_results
+    from divwrite.evaluation.scoring import summarise
 
     table = evaluation_table(root, rev)
     rows = [summarise(m, g.drop(columns="method"), confidence) for m, g in table.groupby("method", sort=False)]
@@ -466,9 +463,7 @@ def _metric_names(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     from divwrite.evaluation.scoring import ALL_METRICS
 
     present = {k for r in rows for stats in (r.get("metrics") or {}).values() for k in stats}
-    return [m for m in ["n_prompts", *ALL_METRICS] if m in present] + sorted(
-        present - {"n_prompts", *ALL_METRICS}
-    )
+    return [m for m in ["n_prompts", *ALL_METRICS] if m in present] + sorted(present - {"n_prompts", *ALL_METRICS})
 
 
 def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, Path]:
@@ -484,11 +479,10 @@ def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, P
         for method, stats in (r.get("metrics") or {}).items()
     ]
     header = ["experiment", "max_responses", "variant", "method", *names]
-    with atomic_path(paths["csv"]) as tmp:
-        with tmp.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(lines)
+    with atomic_path(paths["csv"]) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(lines)
 
     def cell(value: Any) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)

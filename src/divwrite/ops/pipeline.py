@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from divwrite.core.params import deep_merge, flatten, load_params, parse_yaml
 from divwrite.core.files import read_json
+from divwrite.core.params import deep_merge, flatten, load_params, parse_yaml
 from divwrite.core.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
 
 RESULT_ARTIFACTS = [
@@ -160,7 +160,9 @@ def prepare_smoke_copy(root: Path, target: Path, profile: str | None = "smoke") 
     with (target / "params.yaml").open("w", encoding="utf-8") as f:
         yaml.safe_dump(params, f, sort_keys=False)
     # A DVC project of its own, outside git: nothing here is committed.
-    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-f", "-q"], cwd=target, check=True, env=_venv_env({}))
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-f", "-q"], cwd=target, check=True, env=_venv_env({})
+    )
     for key, value in [("core.analytics", "false"), ("core.check_update", "false")]:
         subprocess.run([sys.executable, "-m", "dvc", "config", key, value], cwd=target, check=True, env=_venv_env({}))
     return target

@@ -45,8 +45,8 @@ from typing import Any
 
 import yaml
 
-from divwrite.ops.ablation import hydra_value
 from divwrite.core.params import deep_merge, flatten, load_params, parse_yaml
+from divwrite.ops.ablation import hydra_value
 from divwrite.ops.pipeline import _venv_env
 
 
@@ -101,7 +101,9 @@ def check_profile(params: Mapping[str, Any], override: Mapping[str, Any], label:
                     raise ValueError(f"{label}: {name} is a section in params.yaml, the profile gives it {value!r}")
                 walk(current, value, f"{name}.")
             elif isinstance(value, Mapping):
-                raise ValueError(f"{label}: {name} is a value in params.yaml ({current!r}), the profile gives a section")
+                raise ValueError(
+                    f"{label}: {name} is a value in params.yaml ({current!r}), the profile gives a section"
+                )
             elif value is not None and current is not None and _kind(value) != _kind(current):
                 raise ValueError(
                     f"{label}: {name} is {_kind(current)} in params.yaml ({current!r}), the profile gives "

@@ -56,13 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from divwrite.ops.ablation import hydra_value
+from divwrite.core.files import atomic_path
 from divwrite.core.params import flatten, has_param, load_params, parse_yaml
+from divwrite.ops.ablation import hydra_value
 from divwrite.ops.pipeline import _venv_env
 from divwrite.ops.profiles import load_profile
-from divwrite.core.files import atomic_path
 
 FULL = "full"  # params.yaml as committed: no profile file, diffed against the base's committed metrics
 PREFIX = "retrain"

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from divwrite.ops import ablation
-from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
-from divwrite.evaluation.metrics import paired_comparison, paired_test
 from divwrite.core.files import atomic_path, write_json
+from divwrite.evaluation.metrics import paired_comparison, paired_test
+from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
+from divwrite.ops import ablation
 
 PREFIX = "seed"
 WORKSPACE = "workspace"
@@ -106,9 +106,7 @@ def seed_points(params: Mapping[str, Any]) -> list[SeedPoint]:
     """One experiment per seed of `replicate.seeds` other than `params.seed` (the workspace)."""
     spec = replicate_spec(params)
     deletions = tuple(f"~train.methods.{m}" for m in spec.deleted)
-    return [
-        SeedPoint(f"{PREFIX}-{s}", s, (f"seed={s}", *deletions)) for s in spec.seeds if s != params.get("seed")
-    ]
+    return [SeedPoint(f"{PREFIX}-{s}", s, (f"seed={s}", *deletions)) for s in spec.seeds if s != params.get("seed")]
 
 
 # -- the test -----------------------------------------------------------------------------
@@ -220,7 +218,9 @@ def seeds_markdown(rows: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[s
             "|---|---:|---:|---|" + "---:|" * len(claim["seeds"]),
         ]
         for metric, r in claim["metrics"].items():
-            per_seed = [f"{_pm(r['per_seed'][s]['mean_diff'])} ({r['per_seed'][s]['p_value']:.2g})" for s in claim["seeds"]]
+            per_seed = [
+                f"{_pm(r['per_seed'][s]['mean_diff'])} ({r['per_seed'][s]['p_value']:.2g})" for s in claim["seeds"]
+            ]
             better = {"a": a, "b": b, "tie": "-"}[r["better"]]
             lines.append(
                 f"| {metric} | {_pm(r['mean_diff'])} [{_pm(r['ci_low'])}, {_pm(r['ci_high'])}] | {r['p_value']:.2g} "

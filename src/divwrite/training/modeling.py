@@ -15,7 +15,6 @@ import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-
 # The `model` params that size the built-in Llama (params.yaml).
 BUILTIN_SIZES = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "max_position_embeddings")
 

@@ -36,8 +36,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, SFTConfig, SFTTrainer
 from trl.import_utils import TRLExperimentalWarning
 
-from divwrite.training import checkpoints
 from divwrite.core.distributed import process_state
+from divwrite.training import checkpoints
 from divwrite.training.modeling import load_causal_lm
 from divwrite.training.tokenizer import load_tokenizer
 from divwrite.training.trainers import (
@@ -63,7 +63,9 @@ PREFERENCE_METHODS = (
 )
 
 # (family, weighted) -> (trainer, config). Weighted configs read the pair weight from "weight".
-_PREFERENCE_TRAINERS: dict[tuple[str, bool], tuple[type[transformers.Trainer], type[transformers.TrainingArguments]]] = {
+_PREFERENCE_TRAINERS: dict[
+    tuple[str, bool], tuple[type[transformers.Trainer], type[transformers.TrainingArguments]]
+] = {
     ("dpo", False): (LengthGroupedDPOTrainer, DPOConfig),
     ("dpo", True): (DeviationWeightedDPOTrainer, DeviationWeightedDPOConfig),
     ("orpo", False): (LengthGroupedORPOTrainer, ORPOConfig),
@@ -205,7 +207,9 @@ def build_sft_trainer(
         packing=False,
         trust_remote_code=trust_remote_code,  # used only when `model` is a hub id / path
     )
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+    return SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
 
 
 def run_sft(

@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from divwrite.weighting.embedders import Embedder
+from divwrite.core.records import RESPONSE_COLUMNS, prompt_rng
 from divwrite.data.pairing import pair_table, prompt_slices, sorted_responses
-from divwrite.core.records import prompt_rng
-from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.weighting.embedders import Embedder
 
 EMBEDDER_KEYS = ("sem", "sty")
 # Weight variant -> the embedders (the set E of METHOD.md step 4) it combines.

@@ -77,9 +77,7 @@ def _local_model_dir(source: str) -> Path | None:
     candidates = [source] if "/" in source else [f"sentence-transformers/{source}", source]
     for repo_id in candidates:
         try:
-            path = snapshot_download(
-                repo_id, local_files_only=True, cache_dir=os.getenv("SENTENCE_TRANSFORMERS_HOME")
-            )
+            path = snapshot_download(repo_id, local_files_only=True, cache_dir=os.getenv("SENTENCE_TRANSFORMERS_HOME"))
         except (LocalEntryNotFoundError, ValueError):
             continue
         return Path(path)

@@ -26,9 +26,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -292,7 +290,9 @@ def embed_table(embedder: Embedder, texts: list[str], batch_size: int = 64) -> E
     vectors = np.ascontiguousarray(embedder.encode(distinct, batch_size=batch_size), dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if bad.size:
-        raise ValueError(f"{embedder.name} gave non-finite embeddings for {bad.size} texts, e.g. {distinct[bad[0]][:60]!r}")
+        raise ValueError(
+            f"{embedder.name} gave non-finite embeddings for {bad.size} texts, e.g. {distinct[bad[0]][:60]!r}"
+        )
     keys = np.frombuffer(b"".join(text_key(t) for t in distinct), dtype=np.uint8).reshape(-1, KEY_BYTES)
     return EmbeddingTable(keys, vectors, embedder.name, embedder.fingerprint)
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from scipy.stats import binomtest
 
-from divwrite.evaluation.human.answers import is_complete, latest_answers, read_answers
-from divwrite.evaluation.human.tasks import QUESTIONS, load_tasks
 from divwrite.core.files import atomic_path, write_json
 from divwrite.core.tracking import file_md5
+from divwrite.evaluation.human.answers import is_complete, latest_answers, read_answers
+from divwrite.evaluation.human.tasks import QUESTIONS, load_tasks
 
 
 def question_stats(wins_a: int, wins_b: int, similar: int) -> dict[str, Any]:
@@ -93,7 +93,9 @@ def analyze(tasks_path: str | Path, answers_path: str | Path) -> dict[str, Any]:
     return {
         "method_a": method_a,
         "method_b": method_b,
-        "questions": {q: {"text": QUESTIONS[q], **question_stats(c["a"], c["b"], c["similar"])} for q, c in counts.items()},
+        "questions": {
+            q: {"text": QUESTIONS[q], **question_stats(c["a"], c["b"], c["similar"])} for q, c in counts.items()
+        },
         "tasks": len(tasks),
         "raters": len(per_rater),
         "judgments": sum(is_complete(r) for r in latest.values()),

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Collection, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class AnswerLog:
         record = {
             **answer,
             "tasks_digest": self.tasks_digest,
-            "saved_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "saved_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
         line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
         with self._lock:

@@ -21,32 +21,46 @@ def comparison_dir(method_a: str, method_b: str) -> Path:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `human` with its three subcommands to the `divwrite` command line."""
-    human = subparsers.add_parser("human", help="human evaluation (Table 2): export tasks, serve the rating page, analyze")
+    human = subparsers.add_parser(
+        "human", help="human evaluation (Table 2): export tasks, serve the rating page, analyze"
+    )
     sub = human.add_subparsers(dest="human_command", required=True)
 
     export = sub.add_parser("export", help="write the A/B comparison tasks of two methods' generations")
     export.add_argument("method_a", help="e.g. ddpo-both")
     export.add_argument("method_b", help="e.g. dpo")
     export.add_argument("--generations", type=Path, default=Path("data/generations"), help="folder of <method>.parquet")
-    export.add_argument("--out", type=Path, default=None, help="task file (default: <a>_vs_<b>/tasks.json in reports/human_eval)")
+    export.add_argument(
+        "--out", type=Path, default=None, help="task file (default: <a>_vs_<b>/tasks.json in reports/human_eval)"
+    )
     export.add_argument("--seed", type=int, default=None, help="seed of the A/B order (default: params.yaml `seed`)")
     export.add_argument("--n-samples", type=int, default=4, help="stories per set (default: 4)")
     export.add_argument("--max-prompts", type=int, default=None, help="only the first N prompts (by id)")
-    export.add_argument("--excerpt-words", type=int, default=None, help="words shown before 'full story' (default: 150)")
+    export.add_argument(
+        "--excerpt-words", type=int, default=None, help="words shown before 'full story' (default: 150)"
+    )
 
     serve = sub.add_parser("serve", help="serve the rating page; every answer is saved as it is given")
     serve.add_argument("tasks", type=Path, help="task file from `divwrite human export`")
-    serve.add_argument("--answers", type=Path, default=None, help="answers file (default: answers.jsonl beside the tasks)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free one)")
     serve.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (no login on the page: trusted networks only)"
+        "--answers", type=Path, default=None, help="answers file (default: answers.jsonl beside the tasks)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free one)"
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (no login on the page: trusted networks only)",
     )
     serve.add_argument("--quiet", action="store_true", help="do not log requests")
 
     analyze = sub.add_parser("analyze", help="win rates and exact binomial tests -> results.json, results.md, MLflow")
     analyze.add_argument("tasks", type=Path, help="task file from `divwrite human export`")
-    analyze.add_argument("--answers", type=Path, default=None, help="answers file (default: answers.jsonl beside the tasks)")
+    analyze.add_argument(
+        "--answers", type=Path, default=None, help="answers file (default: answers.jsonl beside the tasks)"
+    )
     analyze.add_argument("--out-dir", type=Path, default=None, help="where results.* go (default: beside the tasks)")
     analyze.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
     return human

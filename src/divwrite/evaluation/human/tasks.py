@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 
 from divwrite.core.files import write_json
-
 from divwrite.core.records import GENERATION_COLUMNS, prompt_rng, read_table
 from divwrite.core.tracking import file_md5
 
@@ -75,7 +74,9 @@ def _samples_by_prompt(path: Path, method: str, n_samples: int) -> tuple[dict[st
         raise ValueError(f"{path}: prompt {pid!r} has sample_index {int(index)} more than once")
     prompt_texts = df.groupby("prompt_id")["prompt"].nunique()
     if (prompt_texts > 1).any():
-        raise ValueError(f"{path}: prompt(s) {sorted(prompt_texts[prompt_texts > 1].index)[:5]} have several prompt texts")
+        raise ValueError(
+            f"{path}: prompt(s) {sorted(prompt_texts[prompt_texts > 1].index)[:5]} have several prompt texts"
+        )
     sizes = df.groupby("prompt_id").size()
     short = sorted(sizes[sizes < n_samples].index)
     if short:
@@ -117,7 +118,9 @@ def export_tasks(
     prompts_b, samples_b = _samples_by_prompt(gen_b, method_b, n_samples)
     common = sorted(set(prompts_a) & set(prompts_b))
     if not common:
-        raise ValueError(f"{gen_a} and {gen_b} have no prompt_id in common: were they generated on the same test prompts?")
+        raise ValueError(
+            f"{gen_a} and {gen_b} have no prompt_id in common: were they generated on the same test prompts?"
+        )
     differing = [pid for pid in common if prompts_a[pid] != prompts_b[pid]]
     if differing:
         raise ValueError(f"{gen_a} and {gen_b} give different prompt texts for prompt_id(s) {differing[:5]}")
@@ -194,7 +197,10 @@ def public_tasks(document: Mapping[str, Any]) -> dict[str, Any]:
                 "task_id": t["task_id"],
                 "prompt": t["prompt"],
                 "sets": {
-                    side: [{"excerpt": s["excerpt"], "text": s["text"], "truncated": s["truncated"]} for s in t["sets"][side]]
+                    side: [
+                        {"excerpt": s["excerpt"], "text": s["text"], "truncated": s["truncated"]}
+                        for s in t["sets"][side]
+                    ]
                     for side in SIDES
                 },
             }
