@@ -4,8 +4,8 @@ against the least deviating of the bottom-k, with semantic deviation."""
 
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, write_table
-from divwrite.core.stage import gate_docs_dir, read_input, report_gate, run_stage
-from divwrite.data.gates import GateBounds, check_pairs
+from divwrite.core.stage import read_input, run_stage
+from divwrite.data.gates import GateBounds, check_pairs, gate_docs_dir, report_gate
 from divwrite.weighting.deviation import divpo_pairs, responses_in_pairs
 from divwrite.weighting.embedding_cache import load_table
 

@@ -5,11 +5,11 @@ import pandas as pd
 
 from divwrite.core.files import atomic_path, write_json
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
-from divwrite.core.stage import gate_docs_dir, read_input, report_gate, run_stage
+from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact
 from divwrite.data.card import card_markdown, dataset_card
 from divwrite.data.filtering import filter_responses
-from divwrite.data.gates import GateBounds, check_responses
+from divwrite.data.gates import GateBounds, check_responses, gate_docs_dir, report_gate
 from divwrite.training.tokenizer import chat_token_lengths, load_tokenizer
 
 SPLITS = ("train", "test")

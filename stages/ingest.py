@@ -12,8 +12,8 @@ import pandas as pd
 
 from divwrite.core.files import write_json
 from divwrite.core.records import write_table
-from divwrite.core.stage import gate_docs_dir, report_gate, run_stage
-from divwrite.data.gates import GateBounds, check_responses
+from divwrite.core.stage import run_stage
+from divwrite.data.gates import GateBounds, check_responses, gate_docs_dir, report_gate
 from divwrite.data.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
 
 

@@ -2,8 +2,8 @@
 
 from divwrite.core.files import write_json
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
-from divwrite.core.stage import gate_docs_dir, read_input, report_gate, run_stage
-from divwrite.data.gates import GateBounds, check_pairs
+from divwrite.core.stage import read_input, run_stage
+from divwrite.data.gates import GateBounds, check_pairs, gate_docs_dir, report_gate
 from divwrite.data.pairing import make_pairs
 
 

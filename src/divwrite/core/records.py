@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,23 @@ def prompt_rng(seed: int, pid: str) -> np.random.Generator:
     prompt's draws do not depend on which other prompts are present or in what order."""
     key = int.from_bytes(hashlib.sha1(pid.encode("utf-8")).digest()[:8], "big")
     return np.random.default_rng([seed, key])
+
+
+def held_out_prompts(prompt_ids: Iterable[str], fraction: float, seed: int, param: str = "fraction") -> set[str]:
+    """The held-out prompt ids: a seeded draw of `round(fraction * n_prompts)` from the
+    sorted distinct ids, so it depends only on the set of prompts and the seed, not on row
+    order. With at least two prompts and `0 < fraction < 1` each side gets at least one.
+    `param` names the setting in the error message.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"{param} must be in [0, 1), got {fraction}")
+    prompts = np.array(sorted(set(prompt_ids)), dtype=object)
+    n = len(prompts)
+    n_held = int(round(fraction * n))
+    if fraction > 0 and n >= 2:
+        n_held = min(max(n_held, 1), n - 1)
+    rng = np.random.default_rng(seed)
+    return set(prompts[rng.permutation(n)[:n_held]])
 
 
 def text_hash(text: str) -> str:

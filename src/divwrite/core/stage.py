@@ -21,6 +21,15 @@ from divwrite.core.records import read_table
 USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError)
 
 
+class GateError(RuntimeError):
+    """A data gate failed (`divwrite.data.gates`). The message is meant for a person; `summary`
+    holds the details. The stage exits 1 with the message and writes nothing."""
+
+    def __init__(self, message: str, summary: dict) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (when imported) for reproducible CPU runs."""
     random.seed(seed)
@@ -40,28 +49,6 @@ def read_input(path: str, columns: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
-def gate_docs_dir(params: dict[str, Any], gate: str) -> str | None:
-    """Where a gate builds its Data Docs HTML (`reports/data_docs/<gate>`), or None when
-    `gates.data_docs` is off. Not a DVC output: GX stamps the pages with the run time."""
-    return f"reports/data_docs/{gate}" if params["gates"].get("data_docs", True) else None
-
-
-def report_gate(summary: dict[str, Any]) -> dict[str, Any]:
-    """Write a passed gate's summary (`reports/gates/<gate>.json`, a DVC metric, and
-    `.details.json`), print its warnings, log the details and Data Docs to MLflow, and
-    return the compact summary for the stage's metrics."""
-    from divwrite.core.tracking import log_artifact
-    from divwrite.data.gates import compact_summary, write_summary
-
-    gate = summary["gate"]
-    details = write_summary(summary, f"reports/gates/{gate}.json")
-    for warning in summary["warnings"]:
-        print(f"{gate}: data gate warning (the stage goes on):\n{warning}", file=sys.stderr)
-    log_artifact(details, "gates")
-    log_artifact(f"reports/data_docs/{gate}", f"data_docs/{gate}")
-    return compact_summary(summary)
-
-
 def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None], sections: list[str]) -> None:
     """Run `body(params)` inside the stage's MLflow run; exit 1 with a clear message on bad data.
 
@@ -70,7 +57,6 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None]
     `accelerate launch` every process runs `body`; only the main one opens the MLflow run.
     """
     from divwrite.core.tracking import log_metrics, stage_run
-    from divwrite.data.gates import GateError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     params = load_params()

@@ -35,6 +35,8 @@ import pandas as pd
 
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.core.stage import GateError
+from divwrite.core.tracking import log_artifact
 from divwrite.data.filtering import is_deleted, is_empty
 
 # dtypes accepted for numeric columns (upvotes, weights); pandas reports them by name.
@@ -46,14 +48,6 @@ MAX_OFFENDING_ROWS = 5
 WEIGHT_MEAN_TOLERANCE = 1e-6  # per-prompt mean of the deviation weights is 1 (METHOD.md step 4)
 _FINITE = sys.float_info.max  # `between(-max, max)` rejects +-inf (nulls are checked apart)
 _WEIGHT_RE = re.compile(r"^w_(chosen|rejected)(.*)$")
-
-
-class GateError(RuntimeError):
-    """A data gate failed. The message is meant for a person; `summary` holds the details."""
-
-    def __init__(self, message: str, summary: dict) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -603,3 +597,22 @@ def write_summary(summary: dict, path: str | os.PathLike) -> Path:
     write_json(_jsonable(compact_summary(summary)), path)
     write_json(_jsonable(summary), details)
     return details
+
+
+def gate_docs_dir(params: dict[str, Any], gate: str) -> str | None:
+    """Where a gate builds its Data Docs HTML (`reports/data_docs/<gate>`), or None when
+    `gates.data_docs` is off. Not a DVC output: GX stamps the pages with the run time."""
+    return f"reports/data_docs/{gate}" if params["gates"].get("data_docs", True) else None
+
+
+def report_gate(summary: dict[str, Any]) -> dict[str, Any]:
+    """Write a passed gate's summary (`reports/gates/<gate>.json`, a DVC metric, and
+    `.details.json`), print its warnings, log the details and Data Docs to MLflow, and
+    return the compact summary for the stage's metrics."""
+    gate = summary["gate"]
+    details = write_summary(summary, f"reports/gates/{gate}.json")
+    for warning in summary["warnings"]:
+        print(f"{gate}: data gate warning (the stage goes on):\n{warning}", file=sys.stderr)
+    log_artifact(details, "gates")
+    log_artifact(f"reports/data_docs/{gate}", f"data_docs/{gate}")
+    return compact_summary(summary)

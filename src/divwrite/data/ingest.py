@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from divwrite.core.records import RESPONSE_COLUMNS, prompt_id, response_id
+from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts, prompt_id, response_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from divwrite.data.corpus import Corpus
@@ -557,23 +557,6 @@ def records_to_responses(records: list[Mapping[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["upvotes"] = df["upvotes"].astype(np.float64)
     return df
-
-
-def held_out_prompts(prompt_ids: Iterable[str], fraction: float, seed: int, param: str = "fraction") -> set[str]:
-    """The held-out prompt ids: a seeded draw of `round(fraction * n_prompts)` from the
-    sorted distinct ids, so it depends only on the set of prompts and the seed, not on row
-    order. With at least two prompts and `0 < fraction < 1` each side gets at least one.
-    `param` names the setting in the error message.
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"{param} must be in [0, 1), got {fraction}")
-    prompts = np.array(sorted(set(prompt_ids)), dtype=object)
-    n = len(prompts)
-    n_held = int(round(fraction * n))
-    if fraction > 0 and n >= 2:
-        n_held = min(max(n_held, 1), n - 1)
-    rng = np.random.default_rng(seed)
-    return set(prompts[rng.permutation(n)[:n_held]])
 
 
 def split_by_prompt(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

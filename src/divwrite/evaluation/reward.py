@@ -25,7 +25,7 @@ score in [-1, 1] (METHOD.md step 1), the input text being exactly
   prompts only (as many as are held out). Measured on the built-in corpus (held-out pairwise
   accuracy, noise-free ceiling 0.62): 1 epoch, 64 tokens, 4 layers frozen 0.61; 0.25 epoch of
   full fine-tuning at full length 0.56; 0.5 epoch, full length, 5 frozen 0.59.
-- Held-out evaluation: `val_fraction` of the PROMPTS (`divwrite.ingest.held_out_prompts`) never
+- Held-out evaluation: `val_fraction` of the PROMPTS (`divwrite.core.records.held_out_prompts`) never
   reach training; Spearman and same-prompt pairwise accuracy are reported on them (`val_*`).
   The saved model is the one trained WITHOUT those prompts: refitting on every row would double
   the stage's CPU time for ~10% more data, and keeps the reported `val_*` numbers the exact
@@ -52,8 +52,7 @@ import pandas as pd
 from scipy import stats
 
 from divwrite.core.files import atomic_path, read_json, write_json
-from divwrite.core.records import RESPONSE_COLUMNS
-from divwrite.data.ingest import held_out_prompts
+from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts
 from divwrite.training.tokenizer import load_tokenizer
 from divwrite.weighting.embedders import MINILM_NAMES
 
