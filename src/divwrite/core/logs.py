@@ -31,16 +31,26 @@ class RankFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """A handler on whatever `sys.stderr` is when a record is written (pytest swaps it per test)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.setStream(sys.stderr)
+        super().emit(record)
+
+
 def setup_logging(level: str | int | None = None) -> logging.Logger:
     """Configure the `divwrite` logger (idempotent): stderr, time, level, logger name, message."""
     logger = logging.getLogger("divwrite")
     level = level or os.environ.get(LEVEL_ENV, "INFO")
     logger.setLevel(level.upper() if isinstance(level, str) else level)
-    if not any(getattr(h, "_divwrite", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
         handler.addFilter(RankFilter())
-        handler._divwrite = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.propagate = False
+        logger.propagate = False  # printed once, here, whatever handlers the root logger has
     return logger
