@@ -1,6 +1,7 @@
 # Two commands on a fresh clone (Python 3.11 + pip only):
 #   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
-#   make test   - set up .venv, then run the tests
+#   make test   - set up .venv, then run the tests (the full suite, what CI runs)
+# Day to day: make test-fast (everything not marked slow), make lint (ruff: lint, import order, format).
 # Also: make smoke (tiny sizes, scratch copy, ~5 min), make ui (MLflow on localhost),
 #       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments),
 #       make bench (benchmarks/ against their baselines -> reports/benchmarks.json).
@@ -19,7 +20,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke ablate seeds bench retrain test ui clean-outputs
+.PHONY: setup run smoke ablate seeds bench retrain test test-fast lint format deps ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -60,6 +61,22 @@ bench: setup
 PYTEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The suite without the tests marked slow (those that run the pipeline end to end).
+test-fast: setup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Each stage's code dependencies from its imports, checked against dvc.yaml (README "Stages").
+deps: setup
+	$(BIN)/divwrite deps
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

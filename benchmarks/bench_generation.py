@@ -26,13 +26,13 @@ def _model_dir(tmp: Path, texts: list[str]) -> tuple[Path, str]:
     trained = ROOT / "models" / "sft"
     if (trained / "config.json").is_file():
         return trained, "models/sft"
-    from bench_trainers import _sft_dir
+    from bench_trainers import build_sft_model
 
-    return _sft_dir(tmp, texts, seed=0), "untrained built-in model"
+    return build_sft_model(tmp, texts, seed=0), "untrained built-in model"
 
 
 def run(n_prompts: int, max_new_tokens: int, rounds: int, out: Path | None = RESULTS) -> dict:
-    cfg = load_params(ROOT / "params.yaml")["generate"]
+    cfg = load_params(ROOT / "params.yaml").generate
     df = corpus_responses(max(n_prompts, 8), seed=3)
     prompts = list(dict.fromkeys(df["prompt"]))[:n_prompts]
     with tempfile.TemporaryDirectory(prefix="divwrite-bench-") as tmp:
@@ -43,9 +43,9 @@ def run(n_prompts: int, max_new_tokens: int, rounds: int, out: Path | None = RES
         def sample(batch_size: int, name: str):
             def go():
                 texts = generate_samples(
-                    model, tokenizer, prompts, n_samples=cfg["n_samples"], max_new_tokens=max_new_tokens,
-                    temperature=cfg["temperature"], top_k=cfg["top_k"], top_p=cfg["top_p"],
-                    repetition_penalty=cfg["repetition_penalty"], batch_size=batch_size, seed=0, show_progress=False,
+                    model, tokenizer, prompts, n_samples=cfg.n_samples, max_new_tokens=max_new_tokens,
+                    temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                    repetition_penalty=cfg.repetition_penalty, batch_size=batch_size, seed=0, show_progress=False,
                 )  # fmt: skip
                 new_tokens[name] = sum(
                     len(tokenizer(t, add_special_tokens=False)["input_ids"]) for s in texts for t in s
@@ -54,19 +54,19 @@ def run(n_prompts: int, max_new_tokens: int, rounds: int, out: Path | None = RES
             return go
 
         times = interleaved(
-            {"batched": sample(cfg["batch_size"], "batched"), "one_prompt": sample(1, "one_prompt")}, rounds=rounds
+            {"batched": sample(cfg.batch_size, "batched"), "one_prompt": sample(1, "one_prompt")}, rounds=rounds
         )
     rate = {name: new_tokens[name] / median(t) for name, t in times.items()}
     measured = {
         "model": which,
         "prompts": len(prompts),
-        "samples_per_prompt": cfg["n_samples"],
-        "batch_size": cfg["batch_size"],
+        "samples_per_prompt": cfg.n_samples,
+        "batch_size": cfg.batch_size,
         "max_new_tokens": max_new_tokens,
         "tokens_per_second": rate,
         "new_tokens": new_tokens,
     }
-    print(f"{which}, {len(prompts)} prompts x {cfg['n_samples']}: tokens/s batched {rate['batched']:.0f}, "
+    print(f"{which}, {len(prompts)} prompts x {cfg.n_samples}: tokens/s batched {rate['batched']:.0f}, "
           f"one prompt at a time {rate['one_prompt']:.0f}")  # fmt: skip
     return report(
         "generation", measured, [Goal("batched_speedup", rate["batched"] / rate["one_prompt"], ">=", 5.0)], out

@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import RESULTS, ROOT, Goal, interleaved, median, report
 
 CONFIG = ROOT / "configs" / "accelerate" / "single_process.yaml"
-SCRIPT = "import divwrite.training, divwrite.stage, divwrite.checkpoints  # what stages/train.py imports\n"
+SCRIPT = "import divwrite.training.runs, divwrite.core.stage, divwrite.training.checkpoints  # what stages/train.py imports\n"
 
 
 def run(rounds: int, out: Path | None = RESULTS) -> dict:
@@ -41,7 +41,7 @@ def run(rounds: int, out: Path | None = RESULTS) -> dict:
             rounds=rounds,
         )
     stock, ours = median(times["accelerate_launch"]), median(times["divwrite_launch"])
-    print(f"train stage start-up: accelerate launch {stock:.2f} s, divwrite.launch {ours:.2f} s "
+    print(f"train stage start-up: accelerate launch {stock:.2f} s, divwrite.training.launch {ours:.2f} s "
           f"({stock - ours:.2f} s saved per stage, x{stock / ours:.2f})")  # fmt: skip
     measured = {
         "accelerate_launch_seconds": stock,

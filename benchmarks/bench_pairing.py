@@ -34,8 +34,12 @@ def run(sizes: list[int], rounds: int, out: Path | None = RESULTS) -> dict:
         )
         times = interleaved(
             {
-                "reference": lambda: [sample_pairs_reference(u, GAP, np.random.default_rng(0)) for u in prompts],
-                "sample_pairs": lambda: [sample_pairs(u, GAP, np.random.default_rng(0)) for u in prompts],
+                "reference": lambda prompts=prompts: [
+                    sample_pairs_reference(u, GAP, np.random.default_rng(0)) for u in prompts
+                ],
+                "sample_pairs": lambda prompts=prompts: [
+                    sample_pairs(u, GAP, np.random.default_rng(0)) for u in prompts
+                ],
             },
             rounds=rounds,
         )

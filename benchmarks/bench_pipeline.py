@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,15 +32,10 @@ from harness import RESULTS, ROOT, Goal, median, report
 from divwrite.core import tracking
 from divwrite.core.params import parse_yaml
 from divwrite.ops import pipeline
+from divwrite.ops.dvc import run_dvc
 
 GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
 CHANGED_PARAM = ("dpo", "beta", 0.2)
-
-
-def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root, env=pipeline._venv_env({}), capture_output=True, text=True
-    )
 
 
 def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
@@ -54,7 +47,7 @@ def would_rerun(root: Path, section: str, key: str, value) -> list[str]:
     params[section][key] = value
     try:
         path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-        dry = _dvc(root, "repro", "--dry")
+        dry = run_dvc(root, "repro", "--dry")
     finally:
         path.write_text(original, encoding="utf-8")
     if dry.returncode != 0:
@@ -105,7 +98,7 @@ def _measure(profile: str, target: Path, out: Path | None) -> dict:
     noop = []
     for _ in range(3):
         t = time.perf_counter()
-        if _dvc(target, "repro").returncode != 0:
+        if run_dvc(target, "repro").returncode != 0:
             raise RuntimeError("the no-op dvc repro failed")
         noop.append(time.perf_counter() - t)
     section, key, value = CHANGED_PARAM

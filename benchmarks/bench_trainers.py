@@ -24,13 +24,13 @@ import numpy as np
 import transformers
 from harness import RESULTS, Goal, corpus_responses, median, report
 from trl import DPOTrainer
+from trl.import_utils import TRLExperimentalWarning
 
 from divwrite.core.params import load_params
 from divwrite.data.pairing import make_pairs
 from divwrite.training.modeling import builtin_model_from_params, load_causal_lm
 from divwrite.training.runs import build_preference_trainer, preference_dataset
 from divwrite.training.tokenizer import train_bpe_tokenizer
-from divwrite.training.trainers import TRLExperimentalWarning
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", TRLExperimentalWarning)
@@ -53,11 +53,11 @@ class StepTimes(transformers.TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _sft_dir(root: Path, texts: list[str], seed: int) -> Path:
+def build_sft_model(root: Path, texts: list[str], seed: int) -> Path:
     """A built-in model at params.yaml's sizes and its tokenizer, saved as the "SFT" model."""
-    cfg = load_params(Path(__file__).resolve().parents[1] / "params.yaml")["model"]
+    cfg = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model
     out = root / "sft"
-    tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg["vocab_size"], out_dir=out)
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=cfg.vocab_size, out_dir=out)
     builtin_model_from_params(tokenizer, cfg, seed=seed).save_pretrained(out)
     return out
 
@@ -91,7 +91,7 @@ def run(n_prompts: int, steps: int, rounds: int, out: Path | None = RESULTS) -> 
         pairs[f"w_chosen_{v}"] = 1.0 + rng.random(len(pairs))
     measured, goals = {"pairs": len(pairs), "steps_per_round": steps, "rounds": rounds}, []
     with tempfile.TemporaryDirectory(prefix="divwrite-bench-") as tmp:
-        sft = _sft_dir(Path(tmp), list(df["prompt"].unique()) + df["response"].tolist(), seed=0)
+        sft = build_sft_model(Path(tmp), list(df["prompt"].unique()) + df["response"].tolist(), seed=0)
         for stock_name, weighted in (("dpo", "ddpo-both"), ("orpo", "dorpo-both")):
             times: dict[str, list[float]] = {"stock": [], "weighted": []}
             for r in range(rounds):

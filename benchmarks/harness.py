@@ -96,7 +96,7 @@ def corpus_responses(n_prompts: int, seed: int = 0, mean_responses: float = 11.0
     """The built-in corpus as a responses table (`records.RESPONSE_COLUMNS`, METHOD.md step 1's
     score transform per prompt), junk removed: what `filter` hands to `pair` and `embed`,
     without running the stages."""
-    from divwrite.data.corpus import generate_corpus
+    from divwrite.data.corpus.generator import generate_corpus
     from divwrite.data.ingest import records_to_responses, transform_scores
 
     corpus = generate_corpus(n_prompts, seed=seed, mean_responses=mean_responses, max_responses=max_responses)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
-from bench_trainers import _sft_dir
+from bench_trainers import build_sft_model
 from harness import RESULTS, corpus_responses, write_section
 from torch.profiler import ProfilerActivity, profile
 
@@ -53,7 +53,7 @@ def run(steps: int, top: int) -> dict:
     pairs["w_chosen_both"] = 1.0 + np.random.default_rng(0).random(len(pairs))
     tables = {}
     with tempfile.TemporaryDirectory(prefix="divwrite-profile-") as tmp:
-        sft = _sft_dir(Path(tmp), list(df["prompt"].unique()) + df["response"].tolist(), seed=0)
+        sft = build_sft_model(Path(tmp), list(df["prompt"].unique()) + df["response"].tolist(), seed=0)
         common = dict(learning_rate=1e-4, epochs=1, seed=0, max_length=384)
         trainers = {
             "sft": build_sft_trainer(

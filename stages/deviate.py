@@ -8,26 +8,31 @@ twice: `data/selected` (PAIR_COLUMNS, for the unweighted methods) and `data/weig
 
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
-from divwrite.data.gates import GateBounds, check_pairs, gate_docs_dir, report_gate
-from divwrite.weighting.deviation import EMBEDDER_KEYS, weight_pairs
+from divwrite.data.gates import check_pairs, gate_docs_dir, report_gate
+from divwrite.weighting.deviation import weight_pairs
+from divwrite.weighting.embedders import EMBEDDER_KEYS
 from divwrite.weighting.embedding_cache import load_table
 
 
-def main(params: dict) -> dict:
-    cfg = params["deviate"]
+def main(params: Params) -> dict:
+    cfg = params.deviate
     pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
     models = {k: load_table(f"data/embeddings/{k}.safetensors") for k in EMBEDDER_KEYS}
     weighted = weight_pairs(
         pairs,
         models,
-        max_responses=cfg["max_responses"],
-        min_weight=cfg["min_weight"],
-        high_quality_first=cfg["high_quality_first"],
+        max_responses=cfg.max_responses,
+        min_weight=cfg.min_weight,
+        high_quality_first=cfg.high_quality_first,
     )
-    bounds = GateBounds.from_params(params["gates"])
     gate = check_pairs(
-        weighted, bounds, name="deviate", min_weight=cfg["min_weight"], docs_dir=gate_docs_dir(params, "deviate")
+        weighted,
+        params.gates,
+        name="deviate",
+        min_weight=cfg.min_weight,
+        docs_dir=gate_docs_dir(params.gates, "deviate"),
     )
     # Plain DPO/ORPO train on `selected` (the same pairs, no weights): a change of weighting
     # option leaves its bytes alone, so DVC does not re-train them.
@@ -42,4 +47,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("deviate", main, ["deviate", "gates"])
+    run_stage("deviate", main)

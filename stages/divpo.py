@@ -4,26 +4,26 @@ against the least deviating of the bottom-k, with semantic deviation."""
 
 from divwrite.core.files import write_json
 from divwrite.core.records import PAIR_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
-from divwrite.data.gates import GateBounds, check_pairs, gate_docs_dir, report_gate
+from divwrite.data.gates import check_pairs, gate_docs_dir, report_gate
 from divwrite.weighting.deviation import divpo_pairs, responses_in_pairs
 from divwrite.weighting.embedding_cache import load_table
 
 
-def main(params: dict) -> dict:
-    cfg = params["divpo"]
+def main(params: Params) -> dict:
+    cfg = params.divpo
     pairs = read_input("data/pairs/train.parquet", PAIR_COLUMNS)
     responses = responses_in_pairs(pairs)  # the responses used in post-training
     semantic = load_table("data/embeddings/sem.safetensors")  # the embed stage's vectors
     selected = divpo_pairs(
         responses,
         semantic,
-        p=cfg["pairs_per_prompt"],
-        rho=cfg["rho"],
-        seed=params["seed"],
+        p=cfg.pairs_per_prompt,
+        rho=cfg.rho,
+        seed=params.seed,
     )
-    bounds = GateBounds.from_params(params["gates"])
-    gate = check_pairs(selected, bounds, name="divpo", docs_dir=gate_docs_dir(params, "divpo"))
+    gate = check_pairs(selected, params.gates, name="divpo", docs_dir=gate_docs_dir(params.gates, "divpo"))
     write_table(selected, "data/divpo/train.parquet")
     stats = {
         "responses": len(responses),
@@ -37,4 +37,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("divpo", main, ["seed", "divpo", "gates"])
+    run_stage("divpo", main)

@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact, log_metrics
 from divwrite.evaluation.reporting import (
@@ -31,47 +32,43 @@ def samples_by_prompt(gen: pd.DataFrame, prompt_ids: set[str]) -> dict[str, list
     return {pid: list(g["text"]) for pid, g in gen.groupby("prompt_id", sort=True)}
 
 
-def main(params: dict) -> dict:
-    cfg = params["evaluate"]
+def main(params: Params) -> dict:
+    cfg = params.evaluate
+    embedders = params.deviate  # jina-embeddings-v3 (the paper's) needs the same opt-in as in `embed`
     test = read_input("data/filtered/test.parquet", RESPONSE_COLUMNS)
     prompts = dict(zip(test.prompt_id, test.prompt))
     truth = read_input("data/truth/prompts.parquet")
     truth_prompts = {pid: list(el) for pid, el in zip(truth.prompt_id, truth.elements)} if len(truth) else None
     scorer = dict(
         reward_model=SequenceRewardModel.load("models/reward"),
-        # jina-embeddings-v3 (the paper's) needs the same opt-in as in `embed`
-        semantic=load_embedder(
-            params["deviate"]["semantic_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]
-        ),
-        style=load_embedder(
-            params["deviate"]["style_embedder"], trust_remote_code=params["deviate"]["trust_remote_code"]
-        ),
+        semantic=load_embedder(embedders.semantic_embedder, trust_remote_code=embedders.trust_remote_code),
+        style=load_embedder(embedders.style_embedder, trust_remote_code=embedders.trust_remote_code),
         truth_prompts=truth_prompts,
     )
     generations = {
         m: read_input(f"data/generations/{m}.parquet", ["prompt_id", "sample_index", "text"])
-        for m in params["train"]["methods"]
+        for m in params.train.methods
     }
     # Every method is scored on the same prompts: those that all of them generated for.
     evaluated = set.intersection(*(set(g.prompt_id) for g in generations.values()))
     sets = {m: samples_by_prompt(g, evaluated) for m, g in generations.items()}
     sets["human"] = human_samples(
         test[test.prompt_id.isin(evaluated)],
-        n_samples=params["generate"]["n_samples"],
-        min_responses=cfg["min_human_responses"],
-        seed=params["seed"],
+        n_samples=params.generate.n_samples,
+        min_responses=cfg.min_human_responses,
+        seed=params.seed,
     )
     rows, per_prompt = [], []
     for method, samples in sets.items():
         table = evaluate_samples(samples, prompts, **scorer)
-        rows.append(summarise(method, table, cfg["confidence"]))
+        rows.append(summarise(method, table, cfg.confidence))
         per_prompt.append(table.assign(method=method))
         with mlflow.start_run(run_name=f"eval/{method}", nested=True, tags={"divwrite.method": method}):
             log_metrics({k: v["mean"] for k, v in rows[-1].items() if isinstance(v, dict)})
     table = pd.concat(per_prompt)
     write_table(table, "data/evaluation/per_prompt.parquet")
-    pairs = comparison_pairs(params["train"]["methods"]) + [(m, "human") for m in generations]
-    comparisons = compare_methods(table, pairs, cfg["confidence"])
+    pairs = comparison_pairs(params.train.methods) + [(m, "human") for m in generations]
+    comparisons = compare_methods(table, pairs, cfg.confidence)
     example = min(sets["human"] or evaluated)  # Table 1: the first prompt (by id) with a human row
     examples = (prompts[example], {m: s[example] for m, s in sets.items() if example in s})
     for name, plot in zip(FIGURES, (plot_quality_vs_diversity, plot_lexical_diversity, plot_pareto)):
@@ -81,4 +78,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main, ["seed", "evaluate", "generate"])
+    run_stage("evaluate", main)

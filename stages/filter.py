@@ -3,20 +3,21 @@
 
 import pandas as pd
 
-from divwrite.core.files import atomic_path, write_json
+from divwrite.core.files import write_json, write_text
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact
 from divwrite.data.card import card_markdown, dataset_card
 from divwrite.data.filtering import filter_responses
-from divwrite.data.gates import GateBounds, check_responses, gate_docs_dir, report_gate
+from divwrite.data.gates import check_responses, gate_docs_dir, report_gate
 from divwrite.training.tokenizer import chat_token_lengths, load_tokenizer
 
 SPLITS = ("train", "test")
 
 
-def main(params: dict) -> dict:
-    cfg = params["filter"]
+def main(params: Params) -> dict:
+    cfg = params.filter
     tokenizer = load_tokenizer("models/base")
     ingested, kept, removed = {}, {}, {}
     for split in SPLITS:
@@ -25,25 +26,24 @@ def main(params: dict) -> dict:
         kept[split], removed[split] = filter_responses(
             df,
             token_lengths=lengths,
-            max_tokens=cfg["max_tokens"],
-            min_responses=cfg["min_responses"],
-            drop_duplicates=cfg["drop_duplicates"],
+            max_tokens=cfg.max_tokens,
+            min_responses=cfg.min_responses,
+            drop_duplicates=cfg.drop_duplicates,
         )
         if kept[split].empty:
             raise ValueError(f"filter removed every {split} response: {removed[split]}")
     gate = check_responses(
         pd.concat(kept.values()),
-        GateBounds.from_params(params["gates"]),
+        params.gates,
         name="filter",
-        min_responses_per_prompt=cfg["min_responses"],
-        docs_dir=gate_docs_dir(params, "filter"),
+        min_responses_per_prompt=cfg.min_responses,
+        docs_dir=gate_docs_dir(params.gates, "filter"),
     )
     for split in SPLITS:
         write_table(kept[split], f"data/filtered/{split}.parquet")
     card = {"ingested": dataset_card(ingested), "filtered": dataset_card(kept)}
     write_json(card, "reports/dataset_card.json")
-    with atomic_path("reports/dataset_card.md") as tmp:
-        tmp.write_text(card_markdown(card, "Dataset card (the paper's Table 3)"), encoding="utf-8")
+    write_text(card_markdown(card, "Dataset card (the paper's Table 3)"), "reports/dataset_card.md")
     log_artifact("reports/dataset_card.md")
     stats = {"removed": removed, "gate": report_gate(gate), "card": card}
     write_json({"removed": removed, "gate": stats["gate"]}, "reports/stages/filter.json")
@@ -51,4 +51,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("filter", main, ["filter", "gates"])
+    run_stage("filter", main)

@@ -6,8 +6,9 @@ import sys
 import pandas as pd
 
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
-from divwrite.evaluation.generation import BACKENDS, generate_samples, generate_samples_vllm, load_generator
+from divwrite.evaluation.generation import generate_samples, generate_samples_vllm, load_generator
 
 
 def test_prompts(max_prompts: int) -> pd.DataFrame:
@@ -17,29 +18,26 @@ def test_prompts(max_prompts: int) -> pd.DataFrame:
     return prompts.head(max_prompts) if max_prompts > 0 else prompts
 
 
-def main(params: dict, method: str) -> dict:
-    cfg = params["generate"]
-    prompts = test_prompts(params["evaluate"]["max_prompts"])
+def main(params: Params, method: str) -> dict:
+    cfg = params.generate
+    prompts = test_prompts(params.evaluate.max_prompts)
     settings = dict(
-        n_samples=cfg["n_samples"],
-        max_new_tokens=cfg["max_new_tokens"],
-        temperature=cfg["temperature"],
-        top_k=cfg["top_k"],
-        top_p=cfg["top_p"],
-        repetition_penalty=cfg["repetition_penalty"],
-        seed=params["seed"],
+        n_samples=cfg.n_samples,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        repetition_penalty=cfg.repetition_penalty,
+        seed=params.seed,
     )
-    backend = cfg.get("backend", "transformers")
-    if backend not in BACKENDS:
-        raise ValueError(f"generate.backend must be one of {BACKENDS}, got {backend!r}")
-    trust = bool(params["model"].get("trust_remote_code", False))
-    if backend == "vllm":
+    trust = params.model.trust_remote_code
+    if cfg.backend == "vllm":
         samples = generate_samples_vllm(
             f"models/{method}", list(prompts["prompt"]), trust_remote_code=trust, **settings
         )
     else:
         model, tokenizer = load_generator(f"models/{method}", trust_remote_code=trust)
-        samples = generate_samples(model, tokenizer, list(prompts["prompt"]), batch_size=cfg["batch_size"], **settings)
+        samples = generate_samples(model, tokenizer, list(prompts["prompt"]), batch_size=cfg.batch_size, **settings)
     rows = [
         {"prompt_id": pid, "prompt": prompt, "sample_index": i, "text": text}
         for pid, prompt, texts in zip(prompts["prompt_id"], prompts["prompt"], samples)
@@ -52,4 +50,4 @@ def main(params: dict, method: str) -> dict:
 
 if __name__ == "__main__":
     method = sys.argv[1]
-    run_stage(f"generate@{method}", lambda p: main(p, method), ["seed", "generate", "model"])
+    run_stage(f"generate@{method}", lambda p: main(p, method))

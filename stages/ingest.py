@@ -5,16 +5,20 @@ corpus, its ground truth in data/truth/ (read by evaluation only). A Great Expec
 gate checks the table before anything is written.
 """
 
-import sys
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from divwrite.core.files import write_json
 from divwrite.core.records import write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import run_stage
-from divwrite.data.gates import GateBounds, check_responses, gate_docs_dir, report_gate
-from divwrite.data.ingest import SourceSpec, ingest, load_records_from_spec, source_stats
+from divwrite.data.gates import check_responses, gate_docs_dir, report_gate
+from divwrite.data.ingest import ingest
+from divwrite.data.sources import load_records_from_spec, source_stats
+
+logger = logging.getLogger("divwrite.stages.ingest")
 
 
 def warn_if_untracked(source: str) -> None:
@@ -22,23 +26,24 @@ def warn_if_untracked(source: str) -> None:
     if source == "builtin" or source.startswith("hf:"):
         return
     if not Path(source).resolve().is_relative_to(Path("data/raw").resolve()):
-        print(f"ingest: note: {source} is outside data/raw/, so DVC will not re-run when it changes", file=sys.stderr)
+        logger.warning("ingest: note: %s is outside data/raw/, so DVC will not re-run when it changes", source)
 
 
-def main(params: dict) -> dict:
-    spec = SourceSpec.from_params(params["data"])
-    warn_if_untracked(spec.source)
-    records, corpus = load_records_from_spec(spec, corpus=params["corpus"], seed=params["data_seed"])
-    cfg = params["ingest"]
+def main(params: Params) -> dict:
+    warn_if_untracked(params.data.source)
+    records, corpus = load_records_from_spec(params.data, corpus=params.corpus.model_dump(), seed=params.data_seed)
     train, test = ingest(
         records,
-        test_fraction=cfg["test_fraction"],
-        transform_iterations=cfg["transform_iterations"],
-        seed=params["data_seed"],
+        test_fraction=params.ingest.test_fraction,
+        transform_iterations=params.ingest.transform_iterations,
+        seed=params.data_seed,
     )
-    bounds = GateBounds.from_params(params["gates"])
     gate = check_responses(
-        pd.concat([train, test]), bounds, name="ingest", before_filter=True, docs_dir=gate_docs_dir(params, "ingest")
+        pd.concat([train, test]),
+        params.gates,
+        name="ingest",
+        before_filter=True,
+        docs_dir=gate_docs_dir(params.gates, "ingest"),
     )
     write_table(train, "data/ingested/train.parquet")
     write_table(test, "data/ingested/test.parquet")
@@ -57,4 +62,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("ingest", main, ["data_seed", "data", "ingest", "corpus", "gates"])
+    run_stage("ingest", main)

@@ -2,21 +2,21 @@
 
 from divwrite.core.files import write_json
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
-from divwrite.data.gates import GateBounds, check_pairs, gate_docs_dir, report_gate
+from divwrite.data.gates import check_pairs, gate_docs_dir, report_gate
 from divwrite.data.pairing import make_pairs
 
 
-def main(params: dict) -> dict:
-    gap = params["pair"]["gap"]
+def main(params: Params) -> dict:
+    gap = params.pair.gap
     train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
-    pairs = make_pairs(train, gap=gap, seed=params["seed"])
+    pairs = make_pairs(train, gap=gap, seed=params.seed)
     if pairs.empty:
         raise ValueError(
             f"no pair could be formed from {len(train)} responses: within every prompt all upvotes are equal"
         )
-    bounds = GateBounds.from_params(params["gates"])
-    gate = check_pairs(pairs, bounds, name="pair", gap=gap, docs_dir=gate_docs_dir(params, "pair"))
+    gate = check_pairs(pairs, params.gates, name="pair", gap=gap, docs_dir=gate_docs_dir(params.gates, "pair"))
     write_table(pairs, "data/pairs/train.parquet")
     per_prompt = pairs.groupby("prompt_id").size()
     stats = {
@@ -36,4 +36,4 @@ def main(params: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("pair", main, ["seed", "pair", "gates"])
+    run_stage("pair", main)

@@ -66,6 +66,23 @@ def store(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    """The tiny preference tests' BPE tokenizer (`tiny_preference.tiny_tokenizer`), one per module.
+    A module may define its own `tokenizer` fixture instead (test_training.py does)."""
+    from tiny_preference import tiny_tokenizer
+
+    return tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def base_model(tokenizer):
+    """The tiny preference tests' seeded 2-layer Llama (`tiny_preference.tiny_model`), one per module."""
+    from tiny_preference import tiny_model
+
+    return tiny_model(tokenizer)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """`../shared/data`, or skip when the project is a fresh clone without it."""

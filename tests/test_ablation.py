@@ -1,4 +1,4 @@
-"""The Figure 3 ablation grid as queued DVC experiments (`divwrite.ablation`, `divwrite ablate`).
+"""The Figure 3 ablation grid as queued DVC experiments (`divwrite.ops.ablation`, `divwrite ablate`).
 
 Unit tests build the grid from a small params dict and parse two `dvc exp show --json`
 documents captured from real runs (tests/data/ablation_exp_show*.json, see
@@ -20,8 +20,11 @@ import pytest
 import yaml
 from conftest import REPO
 
+from divwrite.core.params import load_params, read_params, validate_params
 from divwrite.ops import ablation
-from divwrite.ops.ablation import GridPoint, build_grid, collect, experiments, hydra_value, queue_command
+from divwrite.ops.ablation import GridPoint, build_grid, collect
+from divwrite.ops.dvc import hydra_value
+from divwrite.ops.experiments import baseline_outs, exp_show, experiments, metrics_from_evaluation, queue_command
 
 DATA = Path(__file__).parent / "data"
 # `dvc exp show --json` of a smoke project whose `reports/` is git-ignored (as in this repo):
@@ -30,17 +33,17 @@ SHOW_IGNORED = DATA / "ablation_exp_show.json"
 # The same kind of project with its reports committed: the metrics are in the experiment commits.
 SHOW_COMMITTED = DATA / "ablation_exp_show_reports_in_git.json"
 
-PARAMS = {
-    "deviate": {"max_responses": 0, "min_weight": 0.0, "high_quality_first": False, "semantic_embedder": "x"},
-    "evaluate": {"confidence": 0.95},
+# The project's params.yaml with five methods and a small grid.
+RAW = read_params(REPO / "params.yaml") | {
     "train": {
+        **read_params(REPO / "params.yaml")["train"],
         "methods": {
             "sft": {"init": "base", "loss": "sft", "data": "filtered"},
             "dpo": {"init": "sft", "loss": "dpo", "data": "selected"},
             "ddpo-both": {"init": "sft", "loss": "dpo", "data": "weighted", "weights": "both"},
             "orpo": {"init": "sft", "loss": "orpo", "data": "selected"},
             "divpo": {"init": "sft", "loss": "dpo", "data": "divpo"},
-        }
+        },
     },
     "ablation": {
         "methods": ["dpo", "ddpo-both"],
@@ -51,12 +54,19 @@ PARAMS = {
             "high-quality": {"deviate.high_quality_first": True},
         },
     },
+    "replicate": {
+        **read_params(REPO / "params.yaml")["replicate"],
+        "methods": ["dpo", "ddpo-both"],
+        "comparisons": [["ddpo-both", "dpo"]],
+    },
 }
+PARAMS = validate_params(RAW)
 DELETE = ("~train.methods.orpo", "~train.methods.divpo")
 
 
 def with_ablation(**changes) -> dict:
-    params = copy.deepcopy(PARAMS)
+    """RAW (not yet checked against the schema) with these `ablation` values."""
+    params = copy.deepcopy(RAW)
     params["ablation"].update(changes)
     return params
 
@@ -88,7 +98,8 @@ def test_subset_keeps_grid_order():
 
 
 def test_sft_listed_or_not_is_kept_and_nothing_else_is_deleted_twice():
-    points = build_grid(with_ablation(methods=["sft", "dpo", "ddpo-both", "orpo", "divpo"]), max_responses=[4])
+    params = validate_params(with_ablation(methods=["sft", "dpo", "ddpo-both", "orpo", "divpo"]))
+    points = build_grid(params, max_responses=[4])
     assert all(not any(o.startswith("~") for o in p.overrides) for p in points)
 
 
@@ -117,55 +128,59 @@ def test_dvc_applies_the_overrides_deletion_included(tmp_path):
     from dvc.utils.hydra import apply_overrides
 
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    path.write_text(yaml.safe_dump(RAW, sort_keys=False))
     point = build_grid(PARAMS, max_responses=[4], variants=["min-weight"])[0]
     apply_overrides(path, list(point.overrides))
     params = yaml.safe_load(path.read_text())
     assert list(params["train"]["methods"]) == ["sft", "dpo", "ddpo-both"]
-    assert params["deviate"] == {**PARAMS["deviate"], "max_responses": 4, "min_weight": 0.5}
-    assert params["ablation"] == PARAMS["ablation"]
+    assert params["deviate"] == {**RAW["deviate"], "max_responses": 4, "min_weight": 0.5}
+    assert params["ablation"] == RAW["ablation"]
 
 
 @pytest.mark.parametrize(
     "params, kwargs, message",
     [
-        (PARAMS, {"variants": ["plain", "min-delta"]}, r"unknown variant\(s\) \['min-delta'\]"),
-        (PARAMS, {"max_responses": [4, 5]}, r"--max-responses \[5\]: not in ablation.max_responses"),
-        (with_ablation(methods=["dpo", "ddpo-bothh"]), {}, r"unknown method\(s\) \['ddpo-bothh'\]"),
-        (with_ablation(methods=[]), {}, "non-empty list"),
-        (with_ablation(max_responses=[4, -1]), {}, "integers >= 0"),
-        (with_ablation(max_responses=[4, 4]), {}, "duplicates"),
-        (with_ablation(max_responses=[True]), {}, "integers >= 0"),
-        (with_ablation(variants={"plain": {"deviate.min_weigth": 0.5}}), {}, "no param 'deviate.min_weigth'"),
+        (RAW, {"variants": ["plain", "min-delta"]}, r"unknown variant\(s\) \['min-delta'\]"),
+        (RAW, {"max_responses": [4, 5]}, r"--max-responses \[5\]: not in ablation.max_responses"),
+        (with_ablation(methods=["dpo", "ddpo-bothh"]), {}, r"ablation.methods: unknown method\(s\) \['ddpo-bothh'\]"),
+        (with_ablation(methods=[]), {}, r"ablation.methods: list should have at least 1 item"),
+        (with_ablation(max_responses=[4, -1]), {}, r"ablation.max_responses\[1\]: input should be greater than or equal to 0"),
+        (with_ablation(max_responses=[4, 4]), {}, "ablation.max_responses: .*duplicates"),
+        (with_ablation(max_responses=[True]), {}, r"ablation.max_responses\[0\]: input should be a valid integer"),
+        (with_ablation(variants={"plain": {"deviate.min_weigth": 0.5}}), {},
+         r"ablation.variants.plain: deviate.min_weigth: unknown key \(got 0.5\); deviate has: semantic_embedder"),
+        (with_ablation(variants={"plain": {"deviate.min_weight": "0.5"}}), {},
+         r"ablation.variants.plain: deviate.min_weight: input should be a valid number \(got '0.5'\)"),
         (with_ablation(variants={"x": {"deviate.max_responses": 2}}), {}, "set by the grid itself"),
         (with_ablation(variants={"x": {"train.methods.dpo.data": "weighted"}}), {}, "set by the grid itself"),
-        (with_ablation(variants={"Bad Name": {}}), {}, "bad name"),
+        (with_ablation(variants={"Bad Name": {}}), {}, "bad variant name"),
         (with_ablation(variants={"x": {"deviate.min_weight": {1, 2}}}), {}, "cannot write"),
-        ({k: v for k, v in PARAMS.items() if k != "ablation"}, {}, "no `ablation` section"),
+        ({k: v for k, v in RAW.items() if k != "ablation"}, {}, "ablation: missing"),
     ],
 )  # fmt: skip
 def test_bad_grids_raise_a_clear_value_error(params, kwargs, message):
+    """Each problem is a ValueError naming the key: a ParamsError from the schema, or the grid's own."""
     with pytest.raises(ValueError, match=message):
-        build_grid(params, **kwargs)
+        build_grid(validate_params(params), **kwargs)
 
 
 def test_a_kept_method_cannot_start_from_a_deleted_one():
-    params = copy.deepcopy(PARAMS)
+    params = with_ablation(methods=["dpo2"])
     params["train"]["methods"]["dpo2"] = {"init": "dpo", "loss": "dpo", "data": "selected"}
     with pytest.raises(ValueError, match="'dpo2' starts from 'dpo'"):
-        build_grid({**params, "ablation": {**params["ablation"], "methods": ["dpo2"]}})
+        build_grid(validate_params(params))
 
 
 def test_the_projects_grid():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = load_params(REPO / "params.yaml")
     points = build_grid(params)
-    spec = params["ablation"]
-    assert len(points) == len(spec["max_responses"]) * len(spec["variants"])
+    spec = params.ablation
+    assert len(points) == len(spec.max_responses) * len(spec.variants)
     assert len({p.name for p in points}) == len(points)
-    kept = {"sft", *spec["methods"]}
+    kept = {"sft", *spec.methods}
     for p in points:
         deleted = {o.removeprefix("~train.methods.") for o in p.overrides if o.startswith("~")}
-        assert deleted == set(params["train"]["methods"]) - kept
+        assert deleted == set(params.train.methods) - kept
 
 
 def test_fixtures_are_real_dvc_output():
@@ -205,7 +220,7 @@ def test_collect_rebuilds_missing_metrics_from_the_evaluation_table():
             "ddpo-both": {"quality": 0.4},
         }
 
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = load_params(REPO / "params.yaml")
     names = ["abl-mr4-plain", "abl-mr4-high-quality", "abl-mr8-plain", "abl-mr6-plain", "abl-mr12-plain"]
     points = [p for p in build_grid(params) if p.name in names]
     rows = {r["name"]: r for r in collect(Path("."), points, show=show, load_metrics=load)}
@@ -264,7 +279,7 @@ def test_cli_dry_run_prints_the_dvc_commands(tmp_path, monkeypatch, capsys):
     git-ignored `cache: false` outputs that exist) and the run line, nothing queued."""
     from divwrite.cli import main
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(RAW, sort_keys=False))
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  train:\n    foreach: ${train.methods}\n    do:\n      cmd: echo ${key}\n"
         "      outs:\n        - models/${key}\n        - checkpoints/${key}:\n            cache: false\n"
@@ -291,12 +306,12 @@ def test_cli_dry_run_prints_the_dvc_commands(tmp_path, monkeypatch, capsys):
 GRID_METHODS = ["sft", "dpo", "ddpo-both"]
 
 
-def run(cwd: Path, *cmd: str) -> str:
+def run(cwd: Path, *cmd: str, out: str = "stdout") -> str:
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc.stdout
+    return getattr(proc, out)
 
 
 @pytest.mark.slow
@@ -326,11 +341,11 @@ def test_grid_runs_as_queued_experiments(tmp_path):
               "--variants", "plain", "high-quality")  # fmt: skip
     assert "-C checkpoints" in out and "-C reports" not in out  # reports/ is in git: not copied
 
-    show = ablation.exp_show(root)
+    show = exp_show(root)
     found = experiments(show)
     names = ["abl-mr4-plain", "abl-mr4-high-quality"]
     assert {n: found[n].state for n in names} == {n: "success" for n in names}
-    baseline_sft = ablation.baseline_outs(show)["models/sft"]["hash"]
+    baseline_sft = baseline_outs(show)["models/sft"]["hash"]
     for name in names:
         exp = found[name]
         assert list(exp.params["train"]["methods"]) == GRID_METHODS
@@ -353,9 +368,9 @@ def test_grid_runs_as_queued_experiments(tmp_path):
     # evaluation table instead (a project that ignores reports/), they are the same numbers.
     assert {r["metrics_source"] for r in rows} == {"reports/metrics.json"}
     head = run(root, "git", "rev-parse", "HEAD").strip()
-    assert ablation.metrics_from_evaluation(root, head, 0.95) == json.loads((root / "reports/metrics.json").read_text())
+    assert metrics_from_evaluation(root, head, 0.95) == json.loads((root / "reports/metrics.json").read_text())
     for name in names:
-        assert ablation.metrics_from_evaluation(root, found[name].rev, 0.95) == found[name].metrics
+        assert metrics_from_evaluation(root, found[name].rev, 0.95) == found[name].metrics
 
     # `dvc metrics diff` / `dvc plots diff` between the baseline and an experiment
     rev = found["abl-mr4-high-quality"].rev
@@ -386,7 +401,6 @@ def test_grid_runs_as_queued_experiments(tmp_path):
     assert not list((root / ".dvc/tmp/exps").rglob("mlflow.db"))
 
     # Collecting again reads the same rows; a second `ablate` queues nothing.
-    assert "success on this commit, not queued again" in run(
-        root, sys.executable, "-m", "divwrite.cli", "ablate", "--max-responses", "4", "--variants", "plain"
-    )
+    argv = ["-m", "divwrite.cli", "ablate", "--max-responses", "4", "--variants", "plain"]
+    assert "success on this commit, not queued again" in run(root, sys.executable, *argv, out="stderr")  # the log
     assert json.loads((root / "reports/ablation.json").read_text())[0] == rows[0]

@@ -1,6 +1,6 @@
 """Bad source data at the library level: every case gives a clear error naming the file,
 line or record, the field and what was expected, or a documented handling (see the
-docstring of `divwrite.ingest`)."""
+docstring of `divwrite.data.sources`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from divwrite.core.records import prompt_id
-from divwrite.data.ingest import ingest, load_records, records_to_responses, source_stats
+from divwrite.data.ingest import ingest, records_to_responses
+from divwrite.data.sources import load_records, source_stats
 
 
 def record(title: str, text: str, texts: list, scores: list) -> dict:
@@ -142,7 +143,7 @@ def test_wrong_types_in_parquet_and_mapped_per_response(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_json_nan_and_infinity_literals(tmp_path: Path, literal: str) -> None:
-    line = '{"post_title": "t", "post_text": "", "comment_texts": ["a", "b"], "comment_scores": [1, %s]}' % literal
+    line = '{"post_title": "t", "post_text": "", "comment_texts": ["a", "b"], "comment_scores": [1, ' + literal + "]}"
     path = write_jsonl(tmp_path / "nan.jsonl", [GOOD, line])
     with pytest.raises(ValueError, match=r"nan.jsonl, line 2: field 'comment_scores'\[1\] must be a finite number"):
         load_records(str(path))
@@ -315,11 +316,14 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
 
 
 def test_bad_settings() -> None:
-    with pytest.raises(ValueError, match=r"layout must be one of \['per_prompt', 'per_response'\], got 'wide'"):
+    """load_records checks its settings as params.yaml's `data:` is checked (core.schema.DataParams)."""
+    with pytest.raises(
+        ValueError, match=r"data: layout: input should be 'per_prompt' or 'per_response' \(got 'wide'\)"
+    ):
         load_records("x.jsonl", layout="wide")
-    with pytest.raises(ValueError, match=r"columns: unknown fields \['title', 'score'\]"):
+    with pytest.raises(ValueError, match=r"columns.score: unknown key \(got 's'\); columns has: post_title, post_text"):
         load_records("x.jsonl", columns={"title": "t", "post_text": None, "score": "s"})
-    with pytest.raises(ValueError, match=r"columns.comment_scores must be a column name, got None"):
+    with pytest.raises(ValueError, match=r"data: columns.comment_scores: input should be a valid string \(got None\)"):
         load_records("x.jsonl", columns={"comment_scores": None})
     with pytest.raises(ValueError, match=r"several fields map to the same source column\(s\) \['x'\]"):
         load_records("x.jsonl", columns={"comment_texts": "x", "comment_scores": "x"})

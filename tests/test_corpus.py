@@ -11,23 +11,10 @@ import pandas as pd
 import pytest
 
 from divwrite.core.records import prompt_id, response_id
-from divwrite.data import corpus
-from divwrite.data.corpus import (
-    ARCHETYPE_POPULARITY,
-    ARCHETYPE_QUALITY,
-    ARCHETYPES,
-    JUNK_KINDS,
-    QUALITY_PENALTY,
-    STYLE_POPULARITY,
-    STYLE_QUALITY,
-    STYLES,
-    Corpus,
-    detect_archetype,
-    detect_style,
-    generate_corpus,
-    on_topic,
-    true_quality,
-)
+from divwrite.data.corpus import grammar
+from divwrite.data.corpus.detectors import QUALITY_PENALTY, detect_archetype, detect_style, on_topic, true_quality
+from divwrite.data.corpus.generator import ARCHETYPE_POPULARITY, JUNK_KINDS, STYLE_POPULARITY, Corpus, generate_corpus
+from divwrite.data.corpus.grammar import ARCHETYPE_QUALITY, ARCHETYPES, STYLE_QUALITY, STYLES
 
 BOT_MARKERS = ("**Welcome to the Prompt!**", "**Off-Topic Discussion**", "this submission has been removed")
 UNRELATED = (
@@ -177,7 +164,7 @@ def test_all_junk_kinds_appear_and_look_like_reddit(big_long: pd.DataFrame):
     assert set(junk["junk"]) == set(JUNK_KINDS)
     share = len(junk) / len(big_long)
     assert 0.03 < share < 0.09
-    for kind, text, votes in zip(junk["junk"], junk["text"], junk["upvotes"]):
+    for kind, text, _votes in zip(junk["junk"], junk["text"], junk["upvotes"]):
         if kind.startswith("bot_"):
             assert any(m in text for m in BOT_MARKERS)
         elif kind in ("deleted", "removed"):
@@ -232,7 +219,7 @@ def test_every_archetype_in_every_style():
     for a in ARCHETYPES:
         for s in STYLES:
             for name in ("Mara", "Tobias"):
-                text = corpus._write_story(rng, (name, "lighthouse", "umbrella"), a, s)
+                text = grammar.write_story(rng, (name, "lighthouse", "umbrella"), a, s)
                 assert detect_archetype(text) == a, text
                 assert detect_style(text) == s, text
                 assert on_topic(text, [name, "lighthouse", "umbrella"])
@@ -279,20 +266,20 @@ def test_true_quality_hand_checked():
 
 def test_grammar_invariants():
     """What makes the detectors and topicality sound, checked on the grammar itself."""
-    lexicons = {a: corpus._GRAMMAR[a].lexicon for a in ARCHETYPES}
+    lexicons = {a: grammar.GRAMMAR[a].lexicon for a in ARCHETYPES}
     for a, b in combinations(ARCHETYPES, 2):
         assert not lexicons[a] & lexicons[b], (a, b)
     every_lexicon_word = set().union(*lexicons.values())
-    neutral = [*corpus._NAMES, *corpus._PLACES, *corpus._OBJECTS, *corpus._FRAGMENTS, *corpus._SIMILES]
-    neutral += [c[0] + " " + c[2] for c in corpus._NAMING]
+    neutral = [*grammar.NAMES, *grammar.PLACES, *grammar.OBJECTS, *grammar._FRAGMENTS, *grammar._SIMILES]
+    neutral += [c[0] + " " + c[2] for c in grammar._NAMING]
     for text in neutral:
         assert not set(re.findall(r"[a-z]+", text.lower())) & every_lexicon_word, text
-    pools = [w.lower() for w in (*corpus._NAMES, *corpus._PLACES, *corpus._OBJECTS)]
+    pools = [w.lower() for w in (*grammar.NAMES, *grammar.PLACES, *grammar.OBJECTS)]
     assert len(set(pools)) == len(pools)
     for a in ARCHETYPES:
-        g = corpus._GRAMMAR[a]
+        g = grammar.GRAMMAR[a]
         assert len(g.slots) == 5 and all(len(variants) >= 3 for variants in g.slots)
-        texts = [" ".join(c) for slot in g.slots for beat in slot for c in beat] + [l for _, l in g.dialogue]
+        texts = [" ".join(c) for slot in g.slots for beat in slot for c in beat] + [line for _, line in g.dialogue]
         for text in texts:
             words = set(re.findall(r"[a-z]+", text.lower()))
             for b in ARCHETYPES:
@@ -303,6 +290,6 @@ def test_grammar_invariants():
         for beat in g.slots[1]:  # the next beat's first clause uses the object, in its core
             assert "{O}" in beat[0][2] or "{a_O}" in beat[0][2], (a, beat)
         for beat in (b for slot in g.slots for b in slot):
-            assert all(c[1] in corpus._VERBS for c in beat)
-    profiles = [(s.person, s.tense, s.dialogue, s.rhythm) for s in corpus._STYLE_SPECS.values()]
-    assert len(set(profiles)) == len(profiles) and set(corpus._STYLE_SPECS) == set(STYLES)
+            assert all(c[1] in grammar.VERBS for c in beat)
+    profiles = [(s.person, s.tense, s.dialogue, s.rhythm) for s in grammar.STYLE_SPECS.values()]
+    assert len(set(profiles)) == len(profiles) and set(grammar.STYLE_SPECS) == set(STYLES)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.core.schema import Method
 from divwrite.evaluation.metrics import (
     compression_ratio,
     homogenization_rouge_l,
@@ -77,7 +78,7 @@ def minilm():
 @pytest.fixture(scope="module")
 def small_corpus():
     """A few prompts of the built-in corpus: real stories with known archetype and style."""
-    from divwrite.data.corpus import generate_corpus
+    from divwrite.data.corpus.generator import generate_corpus
 
     return generate_corpus(n_prompts=4, seed=0, mean_responses=8.0, junk_rate=0.0)
 
@@ -106,7 +107,7 @@ def test_evaluate_samples_rows_and_values(minilm) -> None:
 
 
 def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
-    from divwrite.data import corpus
+    from divwrite.data.corpus import detectors as corpus
 
     truth = small_corpus.truth_responses
     samples, prompts = {}, {}
@@ -229,12 +230,12 @@ def test_label_entropy_hand_computed(labels, bits) -> None:
 
 
 PARAMS_METHODS = {
-    "sft": {"init": "base", "loss": "sft", "data": "filtered"},
-    "dpo": {"init": "sft", "loss": "dpo", "data": "selected"},
-    "ddpo-both": {"init": "sft", "loss": "dpo", "data": "weighted", "weights": "both"},
-    "orpo": {"init": "sft", "loss": "orpo", "data": "selected"},
-    "dorpo-sem": {"init": "sft", "loss": "orpo", "data": "weighted", "weights": "sem"},
-    "divpo": {"init": "sft", "loss": "dpo", "data": "divpo"},
+    "sft": Method(init="base", loss="sft", data="filtered"),
+    "dpo": Method(init="sft", loss="dpo", data="selected"),
+    "ddpo-both": Method(init="sft", loss="dpo", data="weighted", weights="both"),
+    "orpo": Method(init="sft", loss="orpo", data="selected"),
+    "dorpo-sem": Method(init="sft", loss="orpo", data="weighted", weights="sem"),
+    "divpo": Method(init="sft", loss="dpo", data="divpo"),
 }
 
 

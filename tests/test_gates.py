@@ -1,5 +1,6 @@
-"""Data gates (src/divwrite/gates.py): clean tables pass, each kind of bad table is stopped
-with a message that names the failing expectation and the offending id."""
+"""Data gates (src/divwrite/data/gates.py, the suites in data/expectations.py): clean tables
+pass, each kind of bad table is stopped with a message that names the failing expectation
+and the offending id."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from divwrite.core.params import ParamsError, load_params, parse_section
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
-from divwrite.data.gates import GateBounds, GateError, check_pairs, check_responses, count_words, write_summary
+from divwrite.core.schema import GatesParams
+from divwrite.core.stage import GateError
+from divwrite.data.expectations import count_words
+from divwrite.data.gates import check_pairs, check_responses, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 N_PROMPTS, PER_PROMPT = 12, 4
 
-BOUNDS = GateBounds(
+BOUNDS = GatesParams(
     min_prompts=10,
     min_response_words=1,
     max_response_words=5000,
@@ -31,6 +36,7 @@ BOUNDS = GateBounds(
     max_empty_share=0.2,
     min_pairs_per_prompt=1,
     min_gap_share=0.5,
+    data_docs=False,
 )
 
 
@@ -86,13 +92,15 @@ def pairs(responses: pd.DataFrame) -> pd.DataFrame:
 
 def test_bounds_from_params_yaml():
     gates = yaml.safe_load((REPO / "params.yaml").read_text())["gates"]
-    bounds = GateBounds.from_params(gates)
+    bounds = load_params(REPO / "params.yaml").gates
     assert bounds.mean_response_words == tuple(float(x) for x in gates["mean_response_words"])
     assert bounds.min_prompts == gates["min_prompts"]
-    with pytest.raises(ValueError, match="unknown keys"):
-        GateBounds.from_params({**gates, "min_promtps": 3})
-    with pytest.raises(ValueError, match="lower bound"):
-        GateBounds.from_params({**gates, "mean_prompt_words": [9, 2]})
+    with pytest.raises(
+        ParamsError, match=r"gates: min_promtps: unknown key \(got 3\); gates has: min_prompts, min_response_words"
+    ):
+        parse_section(GatesParams, {**gates, "min_promtps": 3}, label="gates")
+    with pytest.raises(ParamsError, match="mean_prompt_words: lower bound 9.0 > upper bound 2.0"):
+        parse_section(GatesParams, {**gates, "mean_prompt_words": [9, 2]}, label="gates")
 
 
 def test_count_words():
@@ -103,7 +111,7 @@ def test_count_words():
 
 def test_import_is_lazy():
     """Stage modules import gates without paying for great_expectations (~4 s)."""
-    code = "import sys, divwrite.gates; assert 'great_expectations' not in sys.modules"
+    code = "import sys, divwrite.data.gates; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -223,7 +231,7 @@ def test_before_filter_empty_and_long_bodies_are_warnings(responses):
 def test_responses_per_prompt(responses):
     with pytest.raises(GateError, match=r"column='n_responses'.*\n.*\n    prompt_id='p00' n_responses=3"):
         check_responses(responses.drop(index=0), BOUNDS, name="filter", min_responses_per_prompt=4)
-    few = GateBounds(**{**BOUNDS.__dict__, "max_responses_per_prompt": 3, "mean_responses_per_prompt": (1.5, 3.5)})
+    few = BOUNDS.model_copy(update={"max_responses_per_prompt": 3, "mean_responses_per_prompt": (1.5, 3.5)})
     with pytest.raises(GateError) as err:
         check_responses(responses, few, name="filter")
     assert "prompt_id='p00' n_responses=4" in str(err.value)  # the max

@@ -86,12 +86,12 @@ def test_load_generator_round_trip(setup, tmp_path):
 
 
 def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
-    """`divwrite.generation` never imports vLLM; choosing it without the package is a clear
+    """`divwrite.evaluation.generation` never imports vLLM; choosing it without the package is a clear
     ImportError; the paper's settings map onto vLLM's SamplingParams names."""
     import subprocess
     import sys
 
-    code = "import sys, divwrite.generation; print('vllm' in sys.modules)"
+    code = "import sys, divwrite.evaluation.generation; print('vllm' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
     from divwrite.evaluation.generation import generate_samples_vllm, vllm_sampling_kwargs
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from divwrite.data.corpus import generate_corpus
+from divwrite.data.corpus.generator import generate_corpus
 from divwrite.ops.pipeline import prepare_smoke_copy
 from divwrite.training.modeling import build_builtin_model
 from divwrite.training.tokenizer import FALLBACK_CHAT_TEMPLATE, train_bpe_tokenizer

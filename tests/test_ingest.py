@@ -9,21 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from divwrite.core.records import RESPONSE_COLUMNS, prompt_id
+from divwrite.core.params import ParamsError, parse_section
+from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts, prompt_id
+from divwrite.core.schema import DataParams
 from divwrite.data.ingest import (
-    SourceSpec,
     build_prompt,
-    held_out_prompts,
     ingest,
-    load_records,
-    load_records_from_spec,
     records_to_responses,
-    source_stats,
     split_by_prompt,
     strip_title_tag,
     transform_scores,
 )
+from divwrite.data.sources import load_records, load_records_from_spec, source_stats
 
 
 def record(title: str, text: str, texts: list[str], scores: list[float]) -> dict:
@@ -178,7 +177,7 @@ def test_load_records_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_load_builtin_corpus() -> None:
-    pytest.importorskip("divwrite.data.corpus")
+    pytest.importorskip("divwrite.data.corpus.generator")
     settings = {"n_prompts": 6, "mean_responses": 4.0, "max_responses": 8, "junk_rate": 0.0}
     records, corpus = load_records("builtin", corpus=settings, seed=3)
     assert corpus is not None and len(records) == 6
@@ -263,40 +262,50 @@ def test_per_response_layout_from_hf(monkeypatch: pytest.MonkeyPatch) -> None:
     assert records == EXPECTED
 
 
-def test_source_spec_from_params() -> None:
-    spec = SourceSpec.from_params({"source": "data/x.csv"})
-    assert spec == SourceSpec("data/x.csv", "train", "per_prompt", {})
-    assert spec.columns == {f: f for f in ("post_title", "post_text", "comment_texts", "comment_scores")}
-    full = SourceSpec.from_params(
+def test_the_data_section_is_the_source_spec() -> None:
+    """params.yaml's `data:` (core.schema.DataParams) is what load_records_from_spec reads;
+    columns not given are the identity."""
+    spec = parse_section(DataParams, {"source": "data/x.csv"}, label="data")
+    assert (spec.source, spec.hf_split, spec.layout) == ("data/x.csv", "train", "per_prompt")
+    assert spec.columns.model_dump() == {f: f for f in ("post_title", "post_text", "comment_texts", "comment_scores")}
+    full = parse_section(
+        DataParams,
         {
             "source": "hf:me/rows",
             "hf_split": "test",
             "layout": "per_response",
             "columns": {"post_text": None, "comment_scores": "ups"},
-        }
+        },
+        label="data",
     )
     assert (full.hf_split, full.layout) == ("test", "per_response")
-    assert full.columns == {
+    assert full.columns.model_dump() == {
         "post_title": "post_title",
         "post_text": None,
         "comment_texts": "comment_texts",
         "comment_scores": "ups",
     }
-    with pytest.raises(ValueError, match=r"data: unknown keys \['test_fraction', 'colums'\]"):
-        SourceSpec.from_params({"source": "builtin", "test_fraction": 0.1, "colums": {}})
-    with pytest.raises(ValueError, match=r"data.source is missing"):
-        SourceSpec.from_params({"layout": "per_prompt"})
-    with pytest.raises(ValueError, match=r"layout must be one of"):
-        SourceSpec.from_params({"source": "builtin", "layout": "long"})
-    with pytest.raises(ValueError, match=r"hf_split must be a non-empty string, got None"):
-        SourceSpec.from_params({"source": "builtin", "hf_split": None})
-    with pytest.raises(AttributeError):
-        spec.layout = "per_response"  # frozen
+    with pytest.raises(
+        ParamsError,
+        match=r"data: \n  colums: unknown key .*\n  test_fraction: unknown key \(got 0.1\); data has: source",
+    ):
+        parse_section(DataParams, {"source": "builtin", "test_fraction": 0.1, "colums": {}}, label="data")
+    with pytest.raises(ParamsError, match=r"data: source: missing"):
+        parse_section(DataParams, {"layout": "per_prompt"}, label="data")
+    with pytest.raises(
+        ParamsError, match=r"data: layout: input should be 'per_prompt' or 'per_response' \(got 'long'\)"
+    ):
+        parse_section(DataParams, {"source": "builtin", "layout": "long"}, label="data")
+    with pytest.raises(ParamsError, match=r"data: hf_split: input should be a valid string \(got None\)"):
+        parse_section(DataParams, {"source": "builtin", "hf_split": None}, label="data")
+    with pytest.raises(ValidationError, match="frozen"):
+        spec.layout = "per_response"
 
 
 def test_load_records_from_spec_is_load_records(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [json.dumps(r) for r in per_response_rows(RECORDS)])
-    spec = SourceSpec.from_params({"source": str(path), "layout": "per_response", "columns": PER_RESPONSE_COLUMNS})
+    raw = {"source": str(path), "layout": "per_response", "columns": PER_RESPONSE_COLUMNS}
+    spec = parse_section(DataParams, raw, label="data")
     assert load_records_from_spec(spec) == load_records(str(path), layout="per_response", columns=PER_RESPONSE_COLUMNS)
     assert load_records_from_spec(spec)[0] == EXPECTED
 

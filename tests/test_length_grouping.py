@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from tiny_preference import base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import cfg_kwargs, collate, loss_and_grads, pairs
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
-from divwrite.training.trainers import (
-    DeviationWeightedDPOConfig,
-    DeviationWeightedDPOTrainer,
-    LengthGroupedDPOTrainer,
-    LengthGroupedORPOTrainer,
-    pair_lengths,
-)
+from divwrite.training.trainers import LengthGroupedDPOTrainer, LengthGroupedORPOTrainer, pair_lengths
+from divwrite.training.weighted_dpo import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer
 
 N = 200  # pairs: 50 batches of 4, in mega-batches of 12 batches (transformers: len // (4 * batch))
 

@@ -33,12 +33,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from divwrite.core.params import deep_merge, flatten, load_params
+from divwrite.core.params import ParamsError, deep_merge, flatten, read_params
 from divwrite.core.records import prompt_id, response_id
 from divwrite.data.ingest import build_prompt
 from divwrite.ops.pipeline import prepare_smoke_copy, profile_params
 from divwrite.ops.profiles import (
-    check_profile,
     check_round_trip,
     exp_run_command,
     load_profile,
@@ -103,7 +102,7 @@ METHOD_SETTINGS = {
 
 _ROUND_TRIP_FIX = (
     "DVC writes 5e-06 for the paper's learning rate and PyYAML reads it as text: "
-    "divwrite.params.load_params needs the YAML 1.2 float resolver (see profiles.check_round_trip)"
+    "divwrite.core.params.read_params needs the YAML 1.2 float resolver (see profiles.check_round_trip)"
 )
 
 
@@ -119,8 +118,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_paper_profile_merges_cleanly_over_params():
-    override = load_profile(REPO, "paper")  # raises on any key params.yaml lacks or any kind mismatch
-    params = load_params(REPO / "params.yaml")
+    override = load_profile(REPO, "paper")  # raises on any key the schema lacks or any wrong type
+    params = read_params(REPO / "params.yaml")
     flat_params, flat_override = flatten(params), flatten(override)
     assert flat_override and set(flat_override) <= set(flat_params)
     merged = profile_params(REPO, "paper")  # what `divwrite smoke --profile paper` applies
@@ -151,20 +150,34 @@ def test_every_value_of_the_paper_profile_says_where_it_comes_from():
     assert [line for line in value_lines if not sources.search(line)] == []
 
 
-def test_check_profile_names_what_would_not_merge():
-    params = {"filter": {"max_tokens": 384}, "data": {"columns": {"post_text": "post_text"}},
-              "model": {"lora": {"target_modules": "all-linear"}}, "sft": {"learning_rate": 2.0e-3}}  # fmt: skip
-    check_profile(params, {"data": {"columns": {"post_text": None}}})  # no body column: allowed
-    check_profile(params, {"model": {"lora": {"target_modules": ["q_proj", "v_proj"]}}})  # list for a string
-    check_profile(params, {"filter": {"max_tokens": 2048}, "sft": {"learning_rate": 3}})  # int for a float
-    with pytest.raises(ValueError, match=r"p\.yaml: no param 'filter\.max_token' in params\.yaml"):
-        check_profile(params, {"filter": {"max_token": 2048}}, label="p.yaml")
-    with pytest.raises(ValueError, match="filter is a section in params.yaml"):
-        check_profile(params, {"filter": 2048})
-    with pytest.raises(ValueError, match=r"filter\.max_tokens is a value in params\.yaml"):
-        check_profile(params, {"filter": {"max_tokens": {"a": 1}}})
-    with pytest.raises(ValueError, match=r"sft\.learning_rate is a number .* gives a string or list \('3e-5'"):
-        check_profile(params, yaml.safe_load("sft: {learning_rate: 3e-5}"))  # YAML 1.1 reads 3e-5 as text
+@pytest.mark.parametrize(
+    "profile, problem",
+    [
+        ("filter:\n  max_token: 2048\n", r"filter\.max_token: unknown key \(got 2048\); filter has: max_tokens"),
+        ("filter: 2048\n", r"filter: input should be a valid dictionary or instance of FilterParams \(got 2048\)"),
+        ("filter:\n  max_tokens: {a: 1}\n", r"filter\.max_tokens: input should be a valid integer \(got \{'a': 1\}\)"),
+        ("sft:\n  learning_rate: '3e-5'\n", r"sft\.learning_rate: input should be a valid number \(got '3e-5'\)"),
+        ("deviate:\n  high_quality_first: 'yes'\n", r"deviate\.high_quality_first: input should be a valid boolean"),
+    ],
+)
+def test_a_profile_that_does_not_fit_the_schema_names_the_key(tmp_path, profile, problem):
+    """The profile merged over params.yaml goes through the params schema before DVC starts."""
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "profiles" / "p.yaml").write_text(profile)
+    with pytest.raises(ParamsError, match=r"profiles/p\.yaml: " + problem):
+        load_profile(tmp_path, "p")
+
+
+def test_what_a_profile_may_set(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "profiles" / "ok.yaml").write_text(
+        "data: {columns: {post_text: null}}\n"  # no body column
+        "model: {lora: {target_modules: [q_proj, v_proj]}}\n"  # a list where params.yaml has a string
+        "sft: {learning_rate: 3}\n"  # an int for a float
+    )
+    assert load_profile(tmp_path, "ok")["sft"] == {"learning_rate": 3}
     with pytest.raises(ValueError, match=r"no profile 'papr' .*profiles: \[.*'paper'"):
         profile_overrides(REPO, "papr")
 
@@ -185,8 +198,8 @@ def test_overrides_flatten_the_profile_with_hydra_quoting():
 
 def test_stages_read_back_what_dvc_writes():
     """`dvc exp run -S` writes params.yaml with DVC's own code: every value must come back to
-    the stages (`params.load_params`) as the profile wrote it, type included."""
-    expected = flatten(deep_merge(load_params(REPO / "params.yaml"), load_profile(REPO, "paper")))
+    the stages (`core.params.read_params`) as the profile wrote it, type included."""
+    expected = flatten(deep_merge(read_params(REPO / "params.yaml"), load_profile(REPO, "paper")))
     seen = flatten(stage_view(REPO, profile_overrides(REPO, "paper")))
     wrong = {k: (v, seen[k]) for k, v in expected.items() if type(seen[k]) is not type(v) or seen[k] != v}
     assert not wrong, f"{_ROUND_TRIP_FIX}: {wrong}"
@@ -196,13 +209,13 @@ def test_stages_read_back_what_dvc_writes():
 def test_a_value_the_stages_would_misread_stops_the_experiment(tmp_path):
     # ruamel (DVC) writes the string "yes" unquoted; PyYAML (the stages) reads it as true.
     (tmp_path / "profiles").mkdir()
-    (tmp_path / "params.yaml").write_text("data:\n  hf_split: train\n  layout: per_prompt\n")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     (tmp_path / "profiles" / "odd.yaml").write_text("data:\n  hf_split: 'yes'\n")
     assert profile_overrides(tmp_path, "odd") == ["data.hf_split='yes'"]
     with pytest.raises(ValueError, match=r"data\.hf_split: the profile says 'yes', the stages would read True"):
         run_profile_experiment(tmp_path, "odd", dry_run=True)
     (tmp_path / "profiles" / "unknown.yaml").write_text("data:\n  split: test\n")
-    with pytest.raises(ValueError, match=r"no param 'data\.split'"):
+    with pytest.raises(ParamsError, match=r"data\.split: unknown key"):
         run_profile_experiment(tmp_path, "unknown", dry_run=True)
 
 
@@ -228,7 +241,7 @@ def test_the_profile_queues_as_a_dvc_experiment(tmp_path):
     queued = [e for rev in json.loads(show.stdout) for group in rev.get("experiments") or [] for e in group["revs"]]
     assert [e["name"] for e in queued] == ["paper"]
     dvc_params = flatten(queued[0]["data"]["params"]["params.yaml"]["data"])
-    expected = flatten(deep_merge(load_params(REPO / "params.yaml"), load_profile(REPO, "paper")))
+    expected = flatten(deep_merge(read_params(REPO / "params.yaml"), load_profile(REPO, "paper")))
     assert dvc_params == expected
 
 

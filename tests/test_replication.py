@@ -1,15 +1,19 @@
-"""The claim over seeds (`divwrite.replication`, `divwrite seeds`): the experiments it queues
+"""The claim over seeds (`divwrite.ops.seeds`, `divwrite seeds`): the experiments it queues
 and the test of record, on per-prompt tables whose answer is computed by hand."""
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from divwrite.ops.seeds import claim_test, replicate_spec, seed_points, write_seeds
+from divwrite.core.params import read_params, validate_params
+from divwrite.ops.seeds import claim_test, seed_points, write_seeds
+
+REPO = Path(__file__).resolve().parents[1]
 
 METHODS = {
     "sft": {"init": "base", "loss": "sft", "data": "filtered"},
@@ -17,9 +21,11 @@ METHODS = {
     "ddpo-both": {"init": "sft", "loss": "dpo", "data": "weighted", "weights": "both"},
     "orpo": {"init": "sft", "loss": "orpo", "data": "selected"},
 }
-PARAMS = {
+# The project's params.yaml with four methods and these seeds.
+RAW = read_params(REPO / "params.yaml") | {
     "seed": 42,
-    "train": {"methods": METHODS},
+    "train": {**read_params(REPO / "params.yaml")["train"], "methods": METHODS},
+    "ablation": {**read_params(REPO / "params.yaml")["ablation"], "methods": ["dpo", "ddpo-both"]},
     "replicate": {
         "seeds": [42, 43, 44],
         "methods": ["dpo", "ddpo-both"],
@@ -30,8 +36,11 @@ PARAMS = {
 }
 
 
+PARAMS = validate_params(RAW)
+
+
 def with_replicate(**changes) -> dict:
-    params = copy.deepcopy(PARAMS)
+    params = copy.deepcopy(RAW)
     params["replicate"].update(changes)
     return params
 
@@ -47,18 +56,19 @@ def test_one_experiment_per_extra_seed_keeping_sft_and_the_methods():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"seeds": [42]}, "at least 2 distinct"),
-        ({"seeds": [42, 42]}, "at least 2 distinct"),
-        ({"methods": ["nope"]}, "unknown method"),
-        ({"comparisons": [["ddpo-both", "orpo"]]}, "not \\[method, other method\\]"),
-        ({"comparisons": []}, "comparisons is empty"),
-        ({"quality_margin": -1}, "quality_margin"),
-        ({"alpha": 1.5}, "alpha"),
+        ({"seeds": [42]}, r"replicate.seeds: list should have at least 2 items"),
+        ({"seeds": [42, 42]}, r"replicate: seeds: duplicates in \[42, 42\]"),
+        ({"methods": ["dpo", "ddpo-both", "nope"]}, r"replicate.methods: unknown method\(s\) \['nope'\]"),
+        ({"comparisons": [["ddpo-both", "orpo"]]}, r"comparisons: \[ddpo-both, orpo\] is not \[method, other method\]"),
+        ({"comparisons": []}, r"replicate.comparisons: list should have at least 1 item"),
+        ({"quality_margin": -1}, r"replicate.quality_margin: input should be greater than or equal to 0"),
+        ({"alpha": 1.5}, r"replicate.alpha: input should be less than 1"),
     ],
 )
 def test_bad_replicate_section_is_a_clear_error(changes, message):
+    """The schema (`core.schema.ReplicateParams`) names the key and what it expected."""
     with pytest.raises(ValueError, match=message):
-        replicate_spec(with_replicate(**changes))
+        seed_points(validate_params(with_replicate(**changes)))
 
 
 PROMPTS = ["p1", "p2", "p3", "p4"]
@@ -130,9 +140,8 @@ def test_quality_outside_the_margin_fails_the_claim():
 
 
 def test_write_seeds_reports(tmp_path):
-    spec = replicate_spec(PARAMS)
     (tmp_path / "reports").mkdir()
-    paths = write_seeds(tables(), spec, tmp_path)
+    paths = write_seeds(tables(), PARAMS.replicate, tmp_path)
     data = json.loads(paths["json"].read_text())
     assert [r["method"] for r in data["rows"]] == ["dpo", "ddpo-both"]  # sft and human absent here
     seed_avg_quality = np.mean(DPO["quality"])
@@ -155,7 +164,7 @@ def test_cli_dry_run_prints_the_dvc_commands(tmp_path, monkeypatch, capsys):
 
     from divwrite.cli import main
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(RAW, sort_keys=False))
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  train:\n    foreach: ${train.methods}\n    do:\n      cmd: echo ${key}\n      outs:\n        - models/${key}\n"
     )

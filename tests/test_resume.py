@@ -1,4 +1,4 @@
-"""Resumable training (`divwrite.checkpoints`): fingerprints, stale checkpoints, and a training
+"""Resumable training (`divwrite.training.checkpoints`): fingerprints, stale checkpoints, and a training
 stage killed for real (SIGKILL) that resumes on the next `dvc repro` and ends with the same
 weights as an uninterrupted run."""
 

@@ -14,6 +14,7 @@ and a bare git remote (both must receive the results).
 import json
 import os
 import shlex
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -25,8 +26,9 @@ import yaml
 from conftest import REPO
 
 from divwrite.core.params import flatten
-from divwrite.ops import retrain
-from divwrite.ops.retrain import Report, Side, StageLog
+from divwrite.ops import retrain, retrain_push, retrain_report
+from divwrite.ops.dvc import override_args
+from divwrite.ops.retrain_report import Report, Side, StageLog
 
 WORKFLOW = REPO / ".github/workflows/retrain.yml"
 PAIR_METRICS = [
@@ -43,14 +45,9 @@ PAIR_METRICS = [
 
 
 def small_project(root: Path, profile: dict | None = None) -> Path:
-    params = {
-        "data": {"source": "builtin"},
-        "corpus": {"n_prompts": 400, "junk_rate": 0.06},
-        "gates": {"min_prompts": 10, "mean_response_words": [5, 2000]},
-        "model": {"lora": {"r": 0, "target_modules": "all-linear"}},
-    }
+    """The project's params.yaml and, with `profile`, profiles/tiny.yaml."""
     (root / "profiles").mkdir(parents=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
     if profile is not None:
         (root / "profiles/tiny.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return root
@@ -62,7 +59,7 @@ def test_profile_becomes_flat_overrides_in_its_order(tmp_path):
     overrides = retrain.profile_overrides(root, "tiny")
     assert overrides == {"gates.mean_response_words": [5, 200], "gates.min_prompts": 5, "corpus.n_prompts": 60,
                          "model.lora.r": 8}  # fmt: skip
-    assert retrain.override_args(overrides) == [
+    assert override_args(overrides) == [
         "gates.mean_response_words=[5,200]", "gates.min_prompts=5", "corpus.n_prompts=60", "model.lora.r=8"
     ]  # fmt: skip
     assert retrain.profile_overrides(root, "full") == {}
@@ -78,11 +75,11 @@ def test_a_relative_local_source_is_made_absolute(tmp_path):
 @pytest.mark.parametrize(
     "profile, name, message",
     [
-        ({"corpus": {"n_prompt": 60}}, "tiny", r"no param 'corpus.n_prompt' in params.yaml"),
+        ({"corpus": {"n_prompt": 60}}, "tiny", r"tiny.yaml: corpus.n_prompt: unknown key \(got 60\); corpus has: n_prompts"),
         ({"corpus": {"n_prompts": 60}}, "nope", r"no profile 'nope'.*profiles: \['full', 'tiny'\]"),
         ({"corpus": {"n_prompts": 60}}, "../tiny", "bad profile name"),
         ([1, 2], "tiny", "expected a mapping"),
-        ({"corpus": {"n_prompts": {1, 2}}}, "tiny", "corpus.n_prompts is a number in params.yaml"),
+        ({"corpus": {"n_prompts": {1, 2}}}, "tiny", r"corpus.n_prompts: input should be a valid integer \(got \{1, 2\}\)"),
     ],
 )  # fmt: skip
 def test_bad_profiles_raise_a_clear_value_error(tmp_path, profile, name, message):
@@ -101,7 +98,7 @@ def test_smoke_overrides_give_exactly_the_smoke_params(tmp_path):
 
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text())
-    args = retrain.override_args(retrain.profile_overrides(REPO, "smoke"))
+    args = override_args(retrain.profile_overrides(REPO, "smoke"))
     assert len(args) == len(flatten(yaml.safe_load((REPO / "profiles/smoke.yaml").read_text())))
     apply_overrides(path, args)
     assert yaml.safe_load(path.read_text()) == profile_params(REPO, "smoke")
@@ -136,7 +133,7 @@ ERROR: failed to reproduce 'pair': failed to run: python stages/pair.py, exited 
 
 
 def test_stage_log_tells_what_ran_and_what_did_not():
-    log = retrain.parse_stage_log(EXP_RUN_LOG)
+    log = retrain_report.parse_stage_log(EXP_RUN_LOG)
     assert log.ran == ["filter", "pair"]
     assert log.reused == {"ingest": "remote", "base": "run-cache"}
     assert log.failed == "pair"
@@ -145,7 +142,7 @@ def test_stage_log_tells_what_ran_and_what_did_not():
         "> python stages/pair.py", "pair: data gate failed, nothing was written.",
         "data gate 'pair' failed: 1 critical expectation on 126 rows",
     ]  # fmt: skip
-    unchanged = retrain.parse_stage_log("Stage 'ingest' didn't change, skipping\nRunning stage 'pair':\n")
+    unchanged = retrain_report.parse_stage_log("Stage 'ingest' didn't change, skipping\nRunning stage 'pair':\n")
     assert (unchanged.ran, unchanged.reused, unchanged.failed) == (["pair"], {"ingest": "unchanged"}, None)
 
 
@@ -162,7 +159,7 @@ def test_experiment_names_are_stable_valid_refs_and_tell_runs_apart():
     }
     assert name not in others and len(others) == 4
     assert name + "-dirty" in others  # never reused: the changes are not in the commit
-    ref = retrain.exp_ref(sha, name)
+    ref = retrain_push.exp_ref(sha, name)
     assert ref == f"refs/exps/59/f90b0fa970bb10f877dd6a76253bb756fa7f74/{name}"
     assert subprocess.run(["git", "check-ref-format", ref]).returncode == 0
 
@@ -185,12 +182,12 @@ def test_summary_is_appended_whole_and_keeps_the_file_mode(tmp_path):
     path = tmp_path / "step_summary"
     path.write_text("# an earlier step")  # no trailing newline
     path.chmod(0o664)
-    retrain.append_summary(path, "## Retrain\n")
-    retrain.append_summary(path, "## again\n")
+    retrain_report.append_summary(path, "## Retrain\n")
+    retrain_report.append_summary(path, "## again\n")
     assert path.read_text() == "# an earlier step\n## Retrain\n## again\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
     assert [p.name for p in tmp_path.iterdir()] == ["step_summary"]  # no temp file left
-    retrain.append_summary(tmp_path / "new.md", "x\n")
+    retrain_report.append_summary(tmp_path / "new.md", "x\n")
     assert (tmp_path / "new.md").read_text() == "x\n"
 
 
@@ -202,12 +199,12 @@ def test_summary_says_no_change_and_names_a_failure():
     report = Report("smoke", ["pair"], ["reports/stages/pair.json"], base, head)
     report.diff_command = ["dvc", "metrics", "diff", "a", "b", "--md", "--targets", "reports/stages/pair.json"]
     report.diff_table = "| Path | Metric | a | b | Change |\n|---|---|---|---|---|"
-    text = retrain.summary_markdown(report)
+    text = retrain_report.summary_markdown(report)
     assert "### Metrics: `dvc metrics diff a b --md`\n\nNo metric changed." in text
     head_row = "| head | `HEAD` = `bbbbbbb` + uncommitted changes | `retrain-full-head` | ingest, pair (failed) |"
     assert f"{head_row} base (run-cache) |" in text
-    report.failure = retrain.RetrainError("head run", "dvc exp run exited with 255 (stage 'pair')")
-    text = retrain.summary_markdown(report)
+    report.failure = retrain_report.RetrainError("head run", "dvc exp run exited with 255 (stage 'pair')")
+    text = retrain_report.summary_markdown(report)
     assert text.startswith("## Retrain `smoke`: head `bbbbbbb` vs base `main` (failed)")
     assert (
         "### Failed: head run\n\ndvc exp run exited with 255 (stage 'pair')\n\n"
@@ -402,10 +399,10 @@ def baseline(ref: str) -> str:
 def project(tmp_path_factory) -> dict:
     """The project's files (not its outputs) committed as `main` in a new git repository,
     with `main`'s committed dvc.lock and reports (its metrics are the full profile's)."""
-    from divwrite.ops.pipeline import _tracked_files
+    from divwrite.ops.pipeline import tracked_files
 
     root = tmp_path_factory.mktemp("retrain") / "project"
-    for rel in _tracked_files(REPO):
+    for rel in tracked_files(REPO):
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes((REPO / rel).read_bytes())
@@ -433,10 +430,10 @@ def test_smoke_profile_diffs_against_the_same_profile_on_main(project, tmp_path)
     summary = text.split("all passed\n", 1)[1]
     assert summary.strip() in proc.stdout  # and printed
     refs = exp_refs([], root)
-    overrides = retrain.override_args(retrain.profile_overrides(root, "smoke"))
+    overrides = override_args(retrain.profile_overrides(root, "smoke"))
     base_name = retrain.experiment_name("smoke", main, overrides, ["pair"])
     head_name = retrain.experiment_name("smoke", gap, overrides, ["pair"])
-    base_exp, head_exp = refs[retrain.exp_ref(main, base_name)], refs[retrain.exp_ref(gap, head_name)]
+    base_exp, head_exp = refs[retrain_push.exp_ref(main, base_name)], refs[retrain_push.exp_ref(gap, head_name)]
     assert summary.startswith(f"## Retrain `smoke`: head `{gap[:7]}` vs base `main` (ok)")
     assert f"| base | `main` = `{main[:7]}` | `{base_name}` | ingest, base, filter, pair | - |" in summary
     assert f"| head | `HEAD` = `{gap[:7]}` | `{head_name}` | ingest, filter, pair | base (run-cache) |" in summary
@@ -484,7 +481,7 @@ def test_a_failing_gate_fails_the_run(project, tmp_path):
     summary_path = tmp_path / "step_summary.md"
     proc = run_retrain(root, "--profile", "smoke", "--base", "main", "--summary", str(summary_path), "pair")
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "divwrite: retrain failed: head run: dvc exp run exited with" in proc.stderr
+    assert "retrain failed: head run: dvc exp run exited with" in proc.stderr
     assert "data gate 'pair' failed" in proc.stdout
     summary = summary_path.read_text()
     assert summary.startswith(f"## Retrain `smoke`: head `{bad[:7]}` vs base `main` (failed)")
@@ -521,7 +518,7 @@ def test_full_profile_diffs_against_mains_committed_metrics_and_pushes(project, 
         sh(root, "git", "remote", "remove", "origin")
     summary = summary_path.read_text()
     head_name = retrain.experiment_name("full", gap, [], ["pair"])
-    head_exp = exp_refs([], root)[retrain.exp_ref(gap, head_name)]
+    head_exp = exp_refs([], root)[retrain_push.exp_ref(gap, head_name)]
     assert summary.startswith(f"## Retrain `full`: head `{gap[:7]}` vs base `main` (ok)")
     assert f"| base | `main` = `{main[:7]}` | - | - | committed metrics |" in summary
     assert f"### Metrics: `dvc metrics diff main {head_name} --md`" in summary
@@ -538,7 +535,7 @@ def test_full_profile_diffs_against_mains_committed_metrics_and_pushes(project, 
         assert (storage / "files/md5" / md5[:2] / md5[2:]).is_file(), md5
     files = sum(1 for p in storage.rglob("*") if p.is_file())
     assert f"to DVC remote `store` ({files} file(s) uploaded" in summary
-    assert exp_refs(["--git-dir", str(origin)], tmp_path) == {retrain.exp_ref(gap, head_name): head_exp}
+    assert exp_refs(["--git-dir", str(origin)], tmp_path) == {retrain_push.exp_ref(gap, head_name): head_exp}
     assert "- pushed the experiment refs to git remote `origin`" in summary
     # ... from where DVC itself gets the experiment back, params and metrics included.
     clone = tmp_path / "clone"

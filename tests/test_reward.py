@@ -19,8 +19,8 @@ from divwrite.evaluation.reward import (
     load_regression_model,
     model_source,
     ranking_metrics,
-    train_reward_model,
 )
+from divwrite.evaluation.reward_training import train_reward_model
 from divwrite.training.tokenizer import load_tokenizer
 
 SETTINGS = ["a lighthouse", "a desert town", "a space station", "an old library", "a fishing village", "a pass"]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_preference import N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import N_PAIRS, cfg_kwargs, collate, loss_and_grads, pairs
 from trl import DPOConfig, DPOTrainer
 
-from divwrite.training.trainers import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer, weighted_dpo_loss
+from divwrite.training.losses import weighted_dpo_loss
+from divwrite.training.weighted_dpo import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer
 
 
 def make_ddpo(base_model, tokenizer, tmp_path, dataset, eval_dataset=None, **extra):

@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from tiny_preference import BETA, N_PAIRS, base_model, cfg_kwargs, collate, loss_and_grads, pairs, tokenizer  # noqa: F401 (fixtures)
+from tiny_preference import BETA, N_PAIRS, cfg_kwargs, collate, loss_and_grads, pairs
 
-from divwrite.training.trainers import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer, weighted_orpo_loss
+from divwrite.training.losses import weighted_orpo_loss
+from divwrite.training.weighted_orpo import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -1,11 +1,11 @@
-"""A tiny model, tokenizer and preference pairs shared by the weighted-trainer tests
-(test_trainers.py for DDPO, test_trainers_orpo.py for DORPO)."""
+"""A tiny model, tokenizer and preference pairs shared by the preference-trainer tests
+(test_trainers.py for DDPO, test_trainers_orpo.py for DORPO, test_length_grouping.py,
+test_trl_hooks.py). The fixtures built from them, `tokenizer` and `base_model`, are in conftest.py."""
 
 from __future__ import annotations
 
 import random
 
-import pytest
 from datasets import Dataset
 
 from divwrite.training.modeling import build_builtin_model
@@ -16,15 +16,15 @@ N_PAIRS = 6
 BETA = 0.1  # DPO's beta and ORPO's lambda in every trainer config here
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
+def tiny_tokenizer(directory):
+    """A byte-level BPE tokenizer (320 tokens) trained on random sentences of `WORDS`, saved to `directory`."""
     rng = random.Random(0)
     texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) for _ in range(300)]
-    return train_bpe_tokenizer(texts, 320, tmp_path_factory.mktemp("tok"))
+    return train_bpe_tokenizer(texts, 320, directory)
 
 
-@pytest.fixture(scope="module")
-def base_model(tokenizer):
+def tiny_model(tokenizer):
+    """A seeded 2-layer Llama with hidden size 32 on `tokenizer`'s vocabulary."""
     return build_builtin_model(
         tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0
     )

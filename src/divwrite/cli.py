@@ -1,17 +1,26 @@
 """`divwrite` command line: the pipeline under MLflow, the smoke profile, a profile as a DVC
-experiment, the ablation grid, the seeds, the human evaluation, the CI retraining."""
+experiment, the ablation grid, the seeds, the human evaluation, the CI retraining, the stages'
+code dependencies.
+
+What a command produces (a table, a markdown report, commands with --dry-run) goes to
+stdout; progress, warnings and errors go to the log on stderr (`core.logs`)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from divwrite.core.logs import setup_logging
 from divwrite.evaluation.human import cli as human_cli
 from divwrite.ops import retrain as retraining
 
+logger = logging.getLogger("divwrite.cli")
+
 
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     parser = argparse.ArgumentParser(prog="divwrite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     repro = sub.add_parser("repro", help="dvc repro inside one MLflow pipeline run (extra args go to dvc)")
@@ -48,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
     compare.add_argument("--experiment", default=None, help="look names up in this MLflow experiment only")
     compare.add_argument("--all-params", action="store_true", help="list every param, not only those that differ")
+    deps = sub.add_parser("deps", help="each stage's code dependencies from its imports, checked against dvc.yaml")
+    deps.add_argument("--check", action="store_true", help="only list what is wrong (exit 1 if anything is)")
     human_cli.add_parser(sub)
     retraining.add_arguments(
         sub.add_parser("retrain", help="CI retraining: a profile on the head (and base) as DVC experiments, "
@@ -84,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                 targets=args.targets, dry_run=args.dry_run,
             )  # fmt: skip
         except ValueError as err:
-            print(f"divwrite: {err}", file=sys.stderr)
+            logger.error("%s", err)
             return 2
+    if args.command == "deps":
+        from divwrite.ops.deps import main as deps_main
+
+        return deps_main(Path.cwd(), only_check=args.check)
     if args.command == "compare":
         from divwrite.core.tracking import compare_runs, configure, find_run
 
@@ -93,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runs = [find_run(ref, args.experiment) for ref in (args.run_a, args.run_b)]
         except LookupError as err:
-            print(f"divwrite: {err}", file=sys.stderr)
+            logger.error("%s", err)
             return 2
-        print(compare_runs(*runs, all_params=args.all_params), end="")
+        print(compare_runs(*runs, all_params=args.all_params), end="")  # noqa: T201 - the command's output
         return 0
     if args.command == "seeds":
         from divwrite.ops.seeds import run_seeds

@@ -19,7 +19,7 @@ def world_size() -> int:
 
 def process_state():
     """accelerate's `PartialState`, on the GPU when there is one, else on the CPU (gloo) - the
-    same choice as the trainers' `use_cpu` (`training._common_args`)."""
+    same choice as the trainers' `use_cpu` (`training.arguments.schedule_args`)."""
     import torch
     from accelerate import PartialState
 

@@ -38,7 +38,7 @@ class StderrHandler(logging.StreamHandler):
         super().__init__(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
+        self.stream = sys.stderr  # not setStream: that flushes the old stream, which may be closed
         super().emit(record)
 
 
@@ -52,5 +52,4 @@ def setup_logging(level: str | int | None = None) -> logging.Logger:
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
         handler.addFilter(RankFilter())
         logger.addHandler(handler)
-        logger.propagate = False  # printed once, here, whatever handlers the root logger has
     return logger

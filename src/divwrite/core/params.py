@@ -1,4 +1,5 @@
-"""Reading `params.yaml` and applying profiles (e.g. `profiles/smoke.yaml`)."""
+"""Reading `params.yaml` (raw, or checked against `core.schema`), and the one dotted get / set /
+flatten / merge of nested params (MLflow params, `-S` overrides, profiles, the ablation grid)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+from divwrite.core.schema import Params
 
 
 class ParamsLoader(yaml.SafeLoader):
@@ -33,8 +37,8 @@ def parse_yaml(stream: Any) -> Any:
     return yaml.load(stream, Loader=ParamsLoader)  # a safe loader: SafeLoader plus one float form
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """The pipeline's parameters, read from the working directory.
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The pipeline's parameters as the YAML holds them (nested dicts), from the working directory.
 
     DVC runs every stage from the repository root, and in `dvc exp run --queue` from the
     experiment's temporary checkout, so the working directory is the right place to read
@@ -48,6 +52,12 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """`read_params(path)` checked against the schema (`core.schema.Params`): what a stage runs
+    with. `ParamsError` (a ValueError) names every misspelt or mistyped key."""
+    return validate_params(read_params(path), label=str(path))
 
 
 _MISSING = object()
@@ -68,6 +78,23 @@ def has_param(params: Mapping[str, Any], dotted: str) -> bool:
     return get_param(params, dotted, _MISSING) is not _MISSING
 
 
+def set_param(params: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of `params` with the (nested) key `dotted` set to `value` (sections created as needed)."""
+    return deep_merge(dict(params), unflatten({dotted: value}))
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"a.b": 1, "c": 2}` -> `{"a": {"b": 1}, "c": 2}`: the inverse of `flatten`."""
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *sections, key = dotted.split(".")
+        node = nested
+        for part in sections:
+            node = node.setdefault(part, {})
+        node[key] = value
+    return nested
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`base` with `override` applied recursively (mappings merge, everything else replaces)."""
     merged = copy.deepcopy(base)
@@ -79,13 +106,75 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (lists kept as their string form), for MLflow params."""
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, in the mapping's order (lists are values, kept as
+    they are): the dotted keys of MLflow params, of `-S` overrides and of `get_param`."""
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             flat.update(flatten(value, prefix=f"{name}."))
         else:
             flat[name] = value
     return flat
+
+
+# --------------------------------------------------------------------------- checking against the schema
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+class ParamsError(ValueError):
+    """Params that do not fit the schema; the message has one line per problem."""
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys of the section at `loc` (for "unknown key" messages), or None."""
+    annotation: Any = model
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif getattr(annotation, "__origin__", None) is dict:
+            annotation = annotation.__args__[1]
+        else:
+            return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return None
+
+
+def _describe(error: Mapping[str, Any], model: type[BaseModel], label: str) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in {"int", "float", "str"})))
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    given = error.get("input")
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(model, loc[:-1])
+        where = ".".join(str(p) for p in loc[:-1]) or label
+        return f"{key}: unknown key (got {given!r})" + (f"; {where} has: {', '.join(known)}" if known else "")
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    own_check = error["type"] == "value_error" and isinstance(given, Mapping)  # a section's check names its keys
+    shown = "" if own_check else f" (got {given!r})"
+    return f"{key}: {message}{shown}" if key else message
+
+
+def parse_section(model: type[SectionT], raw: Any, label: str) -> SectionT:
+    """`raw` as `model` (a section, or all of `Params`); `ParamsError` naming `label` and every problem."""
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{label}: expected a mapping, got {type(raw).__name__}")
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as err:
+        problems = sorted({_describe(e, model, label) for e in err.errors()})
+        raise ParamsError(f"{label}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems)) from None
+
+
+def validate_params(raw: Any, label: str = "params.yaml") -> Params:
+    """`raw` (a params mapping) as `Params`; `ParamsError` naming `label` and every problem."""
+    return parse_section(Params, raw, label)

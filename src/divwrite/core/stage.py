@@ -1,7 +1,8 @@
-"""What every stage script shares: its params, its MLflow run, readable failures."""
+"""What every stage script shares: its params, its MLflow run, logging, readable failures."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -13,8 +14,12 @@ import numpy as np
 import pandas as pd
 
 from divwrite.core.distributed import is_main_process
+from divwrite.core.logs import setup_logging
 from divwrite.core.params import load_params
 from divwrite.core.records import read_table
+from divwrite.core.schema import Params
+
+logger = logging.getLogger(__name__)
 
 # Errors that mean "the data or the settings are wrong", shown as one readable message
 # (DIVWRITE_DEBUG=1 shows the traceback too). Anything else keeps its traceback.
@@ -41,43 +46,44 @@ def seed_everything(seed: int) -> None:
 
 
 def read_input(path: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read an input table and record it in the stage's MLflow run (digest = DVC's md5)."""
-    from divwrite.core.tracking import log_table_input
-
+    """Read an input table and record it in the stage's MLflow run (digest = DVC's md5); under
+    several processes only the main one records it."""
     df = read_table(path, columns)
-    log_table_input(df, path)
+    if is_main_process():
+        from divwrite.core.tracking import log_table_input
+
+        log_table_input(df, path)
     return df
 
 
-def run_stage(name: str, body: Callable[[dict[str, Any]], dict[str, Any] | None], sections: list[str]) -> None:
-    """Run `body(params)` inside the stage's MLflow run; exit 1 with a clear message on bad data.
+def run_stage(name: str, body: Callable[[Params], dict[str, Any] | None]) -> None:
+    """Load and check `params.yaml` (`core.schema.Params`), then run `body(params)` inside the
+    stage's MLflow run (every param logged, the returned metrics too, nested dicts flattened to
+    `a.b.c`); exit 1 with one readable message on bad params or bad data.
 
-    `sections` names the params sections the stage reads (logged as the run's params).
-    `body` returns the metrics to log (nested dicts are flattened to `a.b.c`). Under
-    `accelerate launch` every process runs `body`; only the main one opens the MLflow run.
+    Under `accelerate launch` every process runs `body`; only the main one opens the MLflow run.
     """
-    from divwrite.core.tracking import log_metrics, stage_run
-
+    setup_logging()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    params = load_params()
-    seed_everything(int(params.get("seed", 0)))
-    logged = {s: params[s] for s in sections if s in params}
-    experiment = params.get("mlflow", {}).get("experiment")
     try:
+        params = load_params()
+        seed_everything(params.seed)
         if not is_main_process():  # another rank under `accelerate launch`: rank 0 logs for all
             body(params)
             return
-        with stage_run(name, logged, experiment):
+        from divwrite.core.tracking import log_metrics, stage_run
+
+        with stage_run(name, params.model_dump(mode="json"), params.mlflow.experiment):
             metrics = body(params)
             if metrics:
                 log_metrics(metrics)
     except GateError as err:
         docs = Path(f"reports/data_docs/{err.summary.get('gate', name)}/index.html")
         hint = f"\nData Docs: {docs}" if docs.exists() else ""
-        print(f"\n{name}: data gate failed, nothing was written.\n{err}{hint}", file=sys.stderr)
+        logger.error("%s: data gate failed, nothing was written.\n%s%s", name, err, hint)
         sys.exit(1)
     except USER_ERRORS as err:
         if os.environ.get("DIVWRITE_DEBUG") == "1":
             raise
-        print(f"\n{name}: {type(err).__name__}: {err}", file=sys.stderr)
+        logger.error("%s: %s: %s", name, type(err).__name__, err)
         sys.exit(1)

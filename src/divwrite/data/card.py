@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from divwrite.data.gates import count_words
+from divwrite.data.expectations import count_words
 
 CARD_FIELDS = (
     ("prompts", "prompts"),

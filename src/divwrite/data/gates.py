@@ -12,21 +12,17 @@ next stage handles, or that are merely suspicious) are reported in the summary's
 Great Expectations 1.24 is used as its docs describe it: an ephemeral context, a pandas
 data source with one dataframe asset and a whole-dataframe batch definition per table, an
 `ExpectationSuite` and a `ValidationDefinition` per table, each `run` on its own
-DataFrame (a Checkpoint would pass one `batch_parameters` to every definition). GX has
-no word-count or group-by expectation, so the gates validate derived tables built here
-with pandas: `n_words` per response, one row per prompt (responses, prompt words), one
-row per response used in a pair (uniqueness, deviation weights). `import
+DataFrame (a Checkpoint would pass one `batch_parameters` to every definition). The tables
+and their expectation specs come from `divwrite.data.expectations`. `import
 great_expectations` costs ~4 s, so it happens inside the functions, not at import time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import re
 import shutil
-import sys
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,308 +30,24 @@ import numpy as np
 import pandas as pd
 
 from divwrite.core.files import write_json
-from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
+from divwrite.core.schema import GatesParams
 from divwrite.core.stage import GateError
 from divwrite.core.tracking import log_artifact
-from divwrite.data.filtering import is_deleted, is_empty
+from divwrite.data.expectations import (
+    Table,
+    pair_prompts_specs,
+    pair_responses_specs,
+    pairs_specs,
+    pairs_tables,
+    prompts_specs,
+    responses_specs,
+    responses_tables,
+    weight_families,
+)
 
-# dtypes accepted for numeric columns (upvotes, weights); pandas reports them by name.
-NUMERIC_DTYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
-]  # fmt: skip
+logger = logging.getLogger(__name__)
+
 MAX_OFFENDING_ROWS = 5
-WEIGHT_MEAN_TOLERANCE = 1e-6  # per-prompt mean of the deviation weights is 1 (METHOD.md step 4)
-_FINITE = sys.float_info.max  # `between(-max, max)` rejects +-inf (nulls are checked apart)
-_WEIGHT_RE = re.compile(r"^w_(chosen|rejected)(.*)$")
-
-
-@dataclass(frozen=True)
-class GateBounds:
-    """Bounds of the data gates, from the `gates:` section of params.yaml."""
-
-    min_prompts: int  # prompts in a responses table
-    min_response_words: int  # words per response (whitespace-separated)
-    max_response_words: int  # (ingest: a warning, the filter's token rule removes them; later: critical)
-    mean_response_words: tuple[float, float]  # bounds on the mean words per response
-    median_response_words: tuple[float, float]  # bounds on the median words per response
-    mean_prompt_words: tuple[float, float]  # bounds on the mean words per prompt (each prompt once)
-    max_responses_per_prompt: int  # responses of one prompt
-    mean_responses_per_prompt: tuple[float, float]
-    max_empty_share: float  # ingest warning: share of empty / deleted / removed bodies
-    min_pairs_per_prompt: int  # pairs per prompt in a pairs table
-    min_gap_share: float  # pair warning: share of pairs that meet the upvote gap (not the fallback)
-
-    def __post_init__(self) -> None:
-        for name in ("mean_response_words", "median_response_words", "mean_prompt_words", "mean_responses_per_prompt"):
-            lo, hi = getattr(self, name)
-            if lo > hi:
-                raise ValueError(f"gates.{name}: lower bound {lo} > upper bound {hi}")
-        if self.min_response_words > self.max_response_words:
-            raise ValueError(
-                f"gates.min_response_words {self.min_response_words} > max_response_words {self.max_response_words}"
-            )
-        for name in ("max_empty_share", "min_gap_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"gates.{name} must be in [0, 1], got {getattr(self, name)}")
-
-    @classmethod
-    def from_params(cls, gates: dict) -> GateBounds:
-        """Build from the `gates:` section of params.yaml; unknown or missing keys are errors
-        (`data_docs`, a switch of the stages, is allowed and ignored here)."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(gates) - set(names) - {"data_docs"})
-        missing = [n for n in names if n not in gates]
-        if unknown or missing:
-            raise ValueError(f"params.yaml gates: unknown keys {unknown}, missing keys {missing}")
-
-        def convert(f: Any) -> Any:
-            value = gates[f.name]
-            if f.type == "tuple[float, float]":
-                if not isinstance(value, (list, tuple)) or len(value) != 2:
-                    raise ValueError(f"gates.{f.name} must be [low, high], got {value!r}")
-                return (float(value[0]), float(value[1]))
-            return int(value) if f.type == "int" else float(value)
-
-        return cls(**{f.name: convert(f) for f in fields(cls)})
-
-
-# --------------------------------------------------------------------------- derived tables
-
-
-def count_words(texts: pd.Series) -> np.ndarray:
-    """Whitespace-separated words per text (`len(str.split())`); NaN where the text is not a string."""
-    counts = np.array([len(t.split()) if isinstance(t, str) else np.nan for t in texts], dtype=float)
-    if not np.isnan(counts).any():
-        return counts.astype(np.int64)
-    return counts
-
-
-def _responses_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The responses table plus `n_words`, and one row per prompt (None without `prompt_id`)."""
-    frame = df.reset_index(drop=True)
-    if "response" in frame.columns:
-        texts = frame["response"]
-        junk = [is_empty(t) or is_deleted(t) for t in texts]
-        frame = frame.assign(n_words=count_words(texts), empty_or_deleted=np.array(junk, dtype=bool))
-    if "prompt_id" not in frame.columns:
-        return frame, None
-    groups = frame.groupby("prompt_id", sort=True, dropna=True)
-    prompts = groups.size().rename("n_responses").to_frame()
-    if "prompt" in frame.columns:
-        prompts["n_prompt_texts"] = groups["prompt"].nunique()  # a prompt id names one text
-        first = groups["prompt"].first()
-        prompts["n_prompt_words"] = pd.Series(count_words(first), index=first.index)
-    return frame, prompts.reset_index()
-
-
-def _weight_families(columns: list[str]) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    """Pair `w_chosen<X>` with `w_rejected<X>`: {"w<X>": (chosen column, rejected column)}.
-
-    Also returns the `w_rejected<X>` columns expected but absent (their `w_chosen<X>` exists),
-    and vice versa.
-    """
-    suffixes: dict[str, set[str]] = {}
-    for col in columns:
-        m = _WEIGHT_RE.match(col)
-        if m:
-            suffixes.setdefault(m.group(2), set()).add(m.group(1))
-    families, absent = {}, []
-    for suffix, roles in sorted(suffixes.items()):
-        if roles == {"chosen", "rejected"}:
-            families[f"w{suffix}"] = (f"w_chosen{suffix}", f"w_rejected{suffix}")
-        else:
-            absent += [f"w_{role}{suffix}" for role in ("chosen", "rejected") if role not in roles]
-    return families, absent
-
-
-def _pairs_tables(df: pd.DataFrame, families: dict[str, tuple[str, str]]) -> dict[str, pd.DataFrame]:
-    """The pairs table, one row per (pair, response) and one row per prompt (where derivable).
-
-    `pair_responses`: pair_id, prompt_id, response_id, role, and one column per weight family
-    (the weight of that response). `prompts`: n_pairs, and `<family>_mean_minus_1`, the mean
-    weight over the set R of responses in the prompt's pairs (chosen and rejected, each once)
-    minus 1 (METHOD.md step 4: the mean weight per prompt is 1).
-    """
-    frame = df.reset_index(drop=True)
-    if {"chosen_id", "rejected_id"} <= set(frame.columns):
-        same = (frame["chosen_id"] == frame["rejected_id"]).fillna(False)
-        frame = frame.assign(same_response=same.to_numpy(dtype=bool))
-    if {"chosen_upvotes", "rejected_upvotes"} <= set(frame.columns):
-        gap = pd.to_numeric(frame["chosen_upvotes"], errors="coerce") - pd.to_numeric(
-            frame["rejected_upvotes"], errors="coerce"
-        )
-        frame = frame.assign(upvote_gap=gap)
-    tables = {"pairs": frame}
-    need = {"pair_id", "prompt_id", "chosen_id", "rejected_id"}
-    if need <= set(frame.columns):
-        parts = []
-        for role in ("chosen", "rejected"):
-            part = pd.DataFrame(
-                {
-                    "pair_id": frame["pair_id"],
-                    "prompt_id": frame["prompt_id"],
-                    "response_id": frame[f"{role}_id"],
-                    "role": role,
-                }
-            )
-            for fam, cols in families.items():
-                # Non-numeric weights become NaN here; the pairs table's dtype check reports them.
-                part[fam] = pd.to_numeric(frame[cols[0] if role == "chosen" else cols[1]], errors="coerce")
-            parts.append(part)
-        tables["pair_responses"] = pd.concat(parts, ignore_index=True)
-    if "prompt_id" in frame.columns:
-        prompts = frame.groupby("prompt_id", sort=True).size().rename("n_pairs").to_frame()
-        if families and "pair_responses" in tables:
-            r = tables["pair_responses"].drop_duplicates(["prompt_id", "response_id"])  # the set R
-            means = r.groupby("prompt_id", sort=True)[list(families)].mean()
-            for fam in families:
-                prompts[f"{fam}_mean_minus_1"] = means[fam] - 1.0
-        tables["prompts"] = prompts.reset_index()
-    return tables
-
-
-# --------------------------------------------------------------------------- suites
-
-
-@dataclass
-class _Table:
-    """One DataFrame to validate with its expectations (specs, built into GX objects later)."""
-
-    name: str
-    df: pd.DataFrame
-    id_columns: list[str]  # shown for offending rows (those present in df)
-    specs: list[tuple[str, dict, str]]  # (GX class name, kwargs, why)
-
-
-WARNING = {"severity": "warning"}  # a failed warning is reported and logged; the stage goes on
-
-
-def _responses_specs(bounds: GateBounds, raw: bool) -> list[tuple[str, dict, str]]:
-    specs: list[tuple[str, dict, str]] = [
-        ("ExpectTableColumnsToMatchSet", {"column_set": list(RESPONSE_COLUMNS), "exact_match": False},
-         "the response schema (records.RESPONSE_COLUMNS)"),
-        ("ExpectTableRowCountToBeBetween", {"min_value": 1}, "at least one response"),
-    ]  # fmt: skip
-    specs += [("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing values") for c in RESPONSE_COLUMNS]
-    specs += [
-        ("ExpectColumnValuesToBeUnique", {"column": "response_id"}, "one row per response"),
-        ("ExpectColumnValuesToBeInTypeList", {"column": "score", "type_list": NUMERIC_DTYPES}, "scores are numeric"),
-        ("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": -1.0, "max_value": 1.0},
-         "transformed score in [-1, 1] (METHOD.md step 1)"),
-        ("ExpectColumnValuesToBeInTypeList", {"column": "upvotes", "type_list": NUMERIC_DTYPES},
-         "upvotes are numeric"),
-        ("ExpectColumnValuesToBeBetween", {"column": "upvotes", "min_value": -_FINITE, "max_value": _FINITE},
-         "upvotes are finite"),
-        ("ExpectColumnMeanToBeBetween",
-         {"column": "n_words", "min_value": bounds.mean_response_words[0],
-          "max_value": bounds.mean_response_words[1]},
-         "mean words per response (gates.mean_response_words)"),
-        ("ExpectColumnMedianToBeBetween",
-         {"column": "n_words", "min_value": bounds.median_response_words[0],
-          "max_value": bounds.median_response_words[1]},
-         "median words per response (gates.median_response_words)"),
-    ]  # fmt: skip
-    if raw:
-        # Before filter: empty / deleted bodies and over-long responses are still here and
-        # the filter removes them (METHOD.md step 2); too many of them is worth a warning.
-        specs += [
-            ("ExpectColumnValuesToBeBetween", {"column": "n_words", "max_value": bounds.max_response_words, **WARNING},
-             "words per response (gates.max_response_words; the filter removes over-long ones)"),
-            ("ExpectColumnValuesToBeInSet",
-             {"column": "empty_or_deleted", "value_set": [False], "mostly": 1.0 - bounds.max_empty_share, **WARNING},
-             "share of empty / deleted bodies (gates.max_empty_share)"),
-        ]  # fmt: skip
-    else:
-        specs.append(
-            ("ExpectColumnValuesToBeBetween",
-             {"column": "n_words", "min_value": bounds.min_response_words, "max_value": bounds.max_response_words},
-             "words per response (gates.min/max_response_words)")
-        )  # fmt: skip
-    return specs
-
-
-def _prompts_specs(bounds: GateBounds, min_responses_per_prompt: int) -> list[tuple[str, dict, str]]:
-    return [
-        ("ExpectTableRowCountToBeBetween", {"min_value": bounds.min_prompts}, "enough prompts (gates.min_prompts)"),
-        ("ExpectColumnValuesToBeBetween",
-         {"column": "n_responses", "min_value": min_responses_per_prompt,
-          "max_value": bounds.max_responses_per_prompt},
-         "responses per prompt (filter.min_responses after filter; gates.max_responses_per_prompt)"),
-        ("ExpectColumnMeanToBeBetween",
-         {"column": "n_responses", "min_value": bounds.mean_responses_per_prompt[0],
-          "max_value": bounds.mean_responses_per_prompt[1]},
-         "mean responses per prompt (gates.mean_responses_per_prompt)"),
-        ("ExpectColumnValuesToBeBetween", {"column": "n_prompt_texts", "min_value": 1, "max_value": 1},
-         "one prompt text per prompt_id"),
-        ("ExpectColumnMeanToBeBetween",
-         {"column": "n_prompt_words", "min_value": bounds.mean_prompt_words[0],
-          "max_value": bounds.mean_prompt_words[1]},
-         "mean words per prompt, each prompt once (gates.mean_prompt_words)"),
-    ]  # fmt: skip
-
-
-def _pairs_specs(
-    columns: list[str], families: dict, absent: list[str], min_weight: float, bounds: GateBounds, gap: float | None
-) -> list[tuple[str, dict, str]]:
-    specs: list[tuple[str, dict, str]] = [
-        ("ExpectTableColumnsToMatchSet", {"column_set": list(PAIR_COLUMNS), "exact_match": False},
-         "the pair schema (records.PAIR_COLUMNS)"),
-        ("ExpectTableRowCountToBeBetween", {"min_value": 1}, "at least one pair"),
-    ]  # fmt: skip
-    specs += [("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing values") for c in PAIR_COLUMNS]
-    specs += [
-        ("ExpectColumnValuesToBeUnique", {"column": "pair_id"}, "one row per pair"),
-        ("ExpectColumnPairValuesAToBeGreaterThanB",
-         {"column_A": "chosen_upvotes", "column_B": "rejected_upvotes", "or_equal": False},
-         "chosen has more upvotes than rejected (METHOD.md step 3)"),
-        # Derived column: GX's select_column_values_unique_within_record runs a Python loop per row.
-        ("ExpectColumnValuesToBeInSet", {"column": "same_response", "value_set": [False]},
-         "a pair has two different responses (same_response = chosen_id == rejected_id)"),
-    ]  # fmt: skip
-    specs += [
-        ("ExpectColumnValuesToBeBetween", {"column": c, "min_value": -1.0, "max_value": 1.0},
-         "transformed score in [-1, 1] (METHOD.md step 1)")
-        for c in ("chosen_score", "rejected_score")
-    ]  # fmt: skip
-    if gap is not None:
-        specs.append(
-            ("ExpectColumnValuesToBeBetween",
-             {"column": "upvote_gap", "min_value": float(gap), "mostly": bounds.min_gap_share, **WARNING},
-             "most pairs meet the upvote gap, few come from the fallback (pair.gap, gates.min_gap_share)")
-        )  # fmt: skip
-    specs += [("ExpectColumnToExist", {"column": c}, "weights come in chosen/rejected pairs") for c in absent]
-    for c in sorted(c for c in columns if c.startswith("w_")):
-        specs += [
-            ("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing weights"),
-            ("ExpectColumnValuesToBeInTypeList", {"column": c, "type_list": NUMERIC_DTYPES}, "weights are numeric"),
-            ("ExpectColumnValuesToBeBetween", {"column": c, "min_value": float(min_weight), "max_value": _FINITE},
-             "weights are finite and >= the minimum weight (METHOD.md step 4)"),
-        ]  # fmt: skip
-    return specs
-
-
-def _pair_responses_specs() -> list[tuple[str, dict, str]]:
-    return [
-        ("ExpectColumnValuesToBeUnique", {"column": "response_id"},
-         "each response in at most one pair (METHOD.md step 3)"),
-    ]  # fmt: skip
-
-
-def _pair_prompts_specs(bounds: GateBounds, families: dict, min_weight: float) -> list[tuple[str, dict, str]]:
-    specs: list[tuple[str, dict, str]] = [
-        ("ExpectColumnValuesToBeBetween", {"column": "n_pairs", "min_value": bounds.min_pairs_per_prompt},
-         "enough pairs per prompt (gates.min_pairs_per_prompt)"),
-    ]  # fmt: skip
-    tol = WEIGHT_MEAN_TOLERANCE
-    for fam in families:
-        # With the "minimum delta" floor (w <- max(w, w_min)) the mean can only rise above 1.
-        hi = None if min_weight > 0 else tol
-        specs.append(
-            ("ExpectColumnValuesToBeBetween", {"column": f"{fam}_mean_minus_1", "min_value": -tol, "max_value": hi},
-             "mean weight over the prompt's responses R is 1 (METHOD.md step 4)")
-        )  # fmt: skip
-    return specs
 
 
 # --------------------------------------------------------------------------- running
@@ -415,7 +127,7 @@ def _describe_failure(
     return lines
 
 
-def _run_gate(name: str, tables: list[_Table], docs_dir: str | os.PathLike | None) -> dict:
+def _run_gate(name: str, tables: list[Table], docs_dir: str | os.PathLike | None) -> dict:
     """Validate each table with its own suite and validation definition; raise GateError on failure."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -507,7 +219,7 @@ def _build_docs(context: Any, docs_dir: str | os.PathLike) -> None:
 
 def check_responses(
     df: pd.DataFrame,
-    bounds: GateBounds,
+    bounds: GatesParams,
     *,
     name: str = "ingest",
     min_responses_per_prompt: int = 1,
@@ -529,16 +241,16 @@ def check_responses(
     Returns the summary dict; raises GateError when a critical expectation fails. With
     `docs_dir`, also builds Data Docs HTML there (not a DVC output: it holds timestamps).
     """
-    frame, prompts = _responses_tables(df)
-    tables = [_Table("responses", frame, ["prompt_id", "response_id"], _responses_specs(bounds, before_filter))]
+    frame, prompts = responses_tables(df)
+    tables = [Table("responses", frame, ["prompt_id", "response_id"], responses_specs(bounds, before_filter))]
     if prompts is not None:
-        tables.append(_Table("prompts", prompts, ["prompt_id"], _prompts_specs(bounds, min_responses_per_prompt)))
+        tables.append(Table("prompts", prompts, ["prompt_id"], prompts_specs(bounds, min_responses_per_prompt)))
     return _run_gate(name, tables, docs_dir)
 
 
 def check_pairs(
     df: pd.DataFrame,
-    bounds: GateBounds,
+    bounds: GatesParams,
     *,
     name: str = "pair",
     min_weight: float = 0.0,
@@ -558,21 +270,21 @@ def check_pairs(
     fallback rule, METHOD.md step 3). Returns the summary dict; raises GateError when a
     critical expectation fails.
     """
-    families, absent = _weight_families(list(df.columns))
-    derived = _pairs_tables(df, families)
+    families, absent = weight_families(list(df.columns))
+    derived = pairs_tables(df, families)
     tables = [
-        _Table(
+        Table(
             "pairs",
             derived["pairs"],
             ["pair_id"],
-            _pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap),
+            pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap),
         )
     ]
     if "pair_responses" in derived:
-        tables.append(_Table("pair_responses", derived["pair_responses"], ["pair_id"], _pair_responses_specs()))
+        tables.append(Table("pair_responses", derived["pair_responses"], ["pair_id"], pair_responses_specs()))
     if "prompts" in derived:
         tables.append(
-            _Table("pair_prompts", derived["prompts"], ["prompt_id"], _pair_prompts_specs(bounds, families, min_weight))
+            Table("pair_prompts", derived["prompts"], ["prompt_id"], pair_prompts_specs(bounds, families, min_weight))
         )
     return _run_gate(name, tables, docs_dir)
 
@@ -599,20 +311,20 @@ def write_summary(summary: dict, path: str | os.PathLike) -> Path:
     return details
 
 
-def gate_docs_dir(params: dict[str, Any], gate: str) -> str | None:
+def gate_docs_dir(gates: GatesParams, gate: str) -> str | None:
     """Where a gate builds its Data Docs HTML (`reports/data_docs/<gate>`), or None when
     `gates.data_docs` is off. Not a DVC output: GX stamps the pages with the run time."""
-    return f"reports/data_docs/{gate}" if params["gates"].get("data_docs", True) else None
+    return f"reports/data_docs/{gate}" if gates.data_docs else None
 
 
 def report_gate(summary: dict[str, Any]) -> dict[str, Any]:
     """Write a passed gate's summary (`reports/gates/<gate>.json`, a DVC metric, and
-    `.details.json`), print its warnings, log the details and Data Docs to MLflow, and
+    `.details.json`), log its warnings, log the details and Data Docs to MLflow, and
     return the compact summary for the stage's metrics."""
     gate = summary["gate"]
     details = write_summary(summary, f"reports/gates/{gate}.json")
     for warning in summary["warnings"]:
-        print(f"{gate}: data gate warning (the stage goes on):\n{warning}", file=sys.stderr)
+        logger.warning("%s: data gate warning (the stage goes on):\n%s", gate, warning)
     log_artifact(details, "gates")
     log_artifact(f"reports/data_docs/{gate}", f"data_docs/{gate}")
     return compact_summary(summary)

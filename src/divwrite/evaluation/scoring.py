@@ -2,7 +2,7 @@
 
 For each test prompt, a method contributes a few samples (4 in the paper). Per prompt:
 quality = mean reward, semantic and style diversity = mean pairwise cosine distance of
-the embeddings, and the three lexical metrics of Shaib et al. (see `divwrite.metrics`).
+the embeddings, and the three lexical metrics of Shaib et al. (see `divwrite.evaluation.metrics`).
 On the built-in corpus, whose generator knows the truth, four ground-truth columns are
 added (see `TRUTH_COLUMNS`). `summarise` turns the per-prompt table into means with
 Student-t confidence intervals over prompts. The human responses of the test split are
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from divwrite.core.records import prompt_rng
+from divwrite.core.schema import Method
 from divwrite.evaluation.metrics import (
     compression_ratio,
     homogenization_rouge_l,
@@ -134,13 +135,13 @@ def evaluate_samples(
             raise KeyError(f"prompt {pid}: no prompt text given")
     truth = None
     if truth_prompts is not None:
-        from divwrite import corpus  # built-in corpus only; imported lazily
+        from divwrite.data.corpus import detectors  # built-in corpus only; imported lazily
 
         elements = _truth_table(truth_prompts)
         missing = [p for p in pids if p not in elements]
         if missing:
             raise KeyError(f"truth_prompts lacks {len(missing)} evaluated prompts, e.g. {missing[:3]}")
-        truth = corpus
+        truth = detectors
 
     texts = [t for pid in pids for t in samples[pid]]
     owners = [pid for pid in pids for _ in samples[pid]]
@@ -192,7 +193,7 @@ def summarise(method: str, per_prompt_df: pd.DataFrame, confidence: float = 0.95
     return row
 
 
-def comparison_pairs(methods: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+def comparison_pairs(methods: Mapping[str, Method]) -> list[tuple[str, str]]:
     """The comparisons the paper makes, derived from `train.methods`: every method trained
     from another (`init`) against it (e.g. dpo vs sft), and every method with deviation
     `weights` or its own pairs (`data` other than `selected`, e.g. ddpo-both, divpo) against
@@ -200,15 +201,13 @@ def comparison_pairs(methods: Mapping[str, Mapping[str, Any]]) -> list[tuple[str
     compared with b; in params order, no duplicates."""
     pairs: list[tuple[str, str]] = []
     plain = {
-        cfg.get("loss"): name
-        for name, cfg in reversed(list(methods.items()))
-        if cfg.get("data") == "selected" and not cfg.get("weights")
+        cfg.loss: name for name, cfg in reversed(list(methods.items())) if cfg.data == "selected" and not cfg.weights
     }
     for name, cfg in methods.items():
-        if cfg.get("init") in methods:
-            pairs.append((name, cfg["init"]))
-        base = plain.get(cfg.get("loss"))
-        if base is not None and base != name and (cfg.get("weights") or cfg.get("data") != "selected"):
+        if cfg.init in methods:
+            pairs.append((name, cfg.init))
+        base = plain.get(cfg.loss)
+        if base is not None and base != name and (cfg.weights or cfg.data != "selected"):
             pairs.append((name, base))
     return list(dict.fromkeys(pairs))
 

@@ -183,7 +183,7 @@ def dvc_stages(root: Path) -> Iterable[tuple[str, str, list[str]]]:
         for stage in repo.index.stages:
             if stage.cmd:
                 cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
-                yield stage.addressing, cmd, [str(d.def_path) for d in stage.deps]
+                yield stage.name, cmd, [str(d.def_path) for d in stage.deps]
 
 
 def check(root: Path) -> list[Problem]:
@@ -195,9 +195,9 @@ def main(root: Path, only_check: bool = False) -> int:
     """`divwrite deps [--check]`: print each stage's required files, or only the problems."""
     if not only_check:
         for name, cmd, _ in dvc_stages(root):
-            print(f"{name}:")
-            print("\n".join(f"  - {f}" for f in required_files(root, cmd)))
+            print(f"{name}:")  # noqa: T201 - the command's output
+            print("\n".join(f"  - {f}" for f in required_files(root, cmd)))  # noqa: T201
     problems = check(root)
     for problem in problems:
-        print(problem)
+        print(problem)  # noqa: T201 - the command's output
     return 1 if problems else 0

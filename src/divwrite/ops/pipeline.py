@@ -13,18 +13,22 @@ outputs or the DVC cache of the real one.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from divwrite.core.files import read_json
-from divwrite.core.params import deep_merge, flatten, load_params, parse_yaml
+from divwrite.core.params import ParamsError, deep_merge, flatten, load_params, read_params
 from divwrite.core.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
+from divwrite.ops.dvc import run_dvc, run_git, venv_env
+from divwrite.ops.profiles import absolute_source, load_profile
+
+logger = logging.getLogger(__name__)
 
 RESULT_ARTIFACTS = [
     "reports/results.json",
@@ -36,34 +40,28 @@ RESULT_ARTIFACTS = [
 ]
 
 
-def _venv_env(extra: dict[str, str]) -> dict[str, str]:
-    """Environment for DVC: this interpreter's bin first on PATH (stages call `python`)."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("DVC_STUDIO_OFFLINE", "true")
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    env.update(extra)
-    return env
-
-
 def run_pipeline(dvc_args: list[str] | None = None, root: Path | None = None) -> int:
-    """`dvc repro` under one MLflow pipeline run; returns DVC's exit code."""
+    """`dvc repro` under one MLflow pipeline run; returns DVC's exit code, or 2 without running
+    anything when `params.yaml` does not fit the schema (the message names every bad key)."""
     import mlflow
 
     root = (root or Path.cwd()).resolve()
     os.chdir(root)
-    params = load_params(root / "params.yaml")
-    experiment_id = configure(params.get("mlflow", {}).get("experiment", "divwrite"), root)
+    try:
+        params = load_params(root / "params.yaml")
+    except ParamsError as err:
+        logger.error("%s", err)
+        return 2
+    experiment_id = configure(params.mlflow.experiment, root)
     tags = {
         "divwrite.kind": "pipeline",
         "mlflow.source.git.commit": git_commit(root),
         "divwrite.dvc_args": " ".join(dvc_args or []),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline", tags=tags) as run:
-        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-        env = _venv_env({PARENT_RUN_ENV: run.info.run_id})
-        code = subprocess.call([sys.executable, "-m", "dvc", "repro", *(dvc_args or [])], cwd=root, env=env)
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params.model_dump(mode="json")).items()})
+        env = venv_env({PARENT_RUN_ENV: run.info.run_id})
+        code = run_dvc(root, "repro", *(dvc_args or []), env=env, output="inherit").returncode
         if (root / "reports/metrics.json").exists():
             log_metrics(read_json(root / "reports/metrics.json"))
         for name in RESULT_ARTIFACTS:
@@ -109,40 +107,29 @@ def stage_times(parent_run_id: str, experiment_id: str) -> list[dict]:
 def _print_stage_times(parent_run_id: str, experiment_id: str) -> None:
     rows = stage_times(parent_run_id, experiment_id)
     if not rows:
-        print("divwrite: no stage ran (the pipeline is up to date)")
+        logger.info("no stage ran (the pipeline is up to date)")
         return
-    print("\nstage                      status     seconds    wall (with start-up)")
+    print("\nstage                      status     seconds    wall (with start-up)")  # noqa: T201 - the command's output
     for row in rows:
-        print(f"{row['stage']:<26} {row['status']:<10} {row['seconds']:7.1f}    {row['wall']:7.1f}")
+        print(f"{row['stage']:<26} {row['status']:<10} {row['seconds']:7.1f}    {row['wall']:7.1f}")  # noqa: T201 - ditto
 
 
 def profile_params(root: Path, profile: str | None = "smoke") -> dict:
-    """`params.yaml` with `profiles/<profile>.yaml` applied (`None`: params.yaml as is); a
-    relative local `data.source` is made absolute against `root` (the copy runs elsewhere)."""
-    override = {}
-    if profile is not None:
-        path = root / "profiles" / f"{profile}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-            raise ValueError(f"no profile {profile!r} ({path}); profiles: {known}")
-        with path.open(encoding="utf-8") as f:
-            override = parse_yaml(f) or {}
-    params = deep_merge(load_params(root / "params.yaml"), override)
-    source = params["data"]["source"]
-    if source != "builtin" and not source.startswith("hf:") and not Path(source).is_absolute():
-        params["data"]["source"] = str((root / source).resolve())
+    """`params.yaml` with `profiles/<profile>.yaml` applied (`None`: params.yaml as is), checked
+    against the schema (`load_profile`); a relative local `data.source` is made absolute
+    against `root` (the copy runs elsewhere)."""
+    override = load_profile(root, profile) if profile is not None else {}
+    params = deep_merge(read_params(root / "params.yaml"), override)
+    params["data"]["source"] = absolute_source(root, params["data"]["source"])
     return params
 
 
-def _tracked_files(root: Path) -> list[Path]:
+def tracked_files(root: Path) -> list[Path]:
+    """The project's files, relative to `root`: those git tracks and the untracked ones it
+    does not ignore. RuntimeError when `root` is not a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-        ).stdout
-        return [Path(p) for p in out.decode().split("\0") if p]
+        out = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", check=True).stdout
+        return [Path(p) for p in out.split("\0") if p]
     except (OSError, subprocess.CalledProcessError):
         raise RuntimeError(f"{root} is not a git checkout: cannot tell project files from outputs") from None
 
@@ -151,7 +138,7 @@ def prepare_smoke_copy(root: Path, target: Path, profile: str | None = "smoke") 
     """Copy the project's files (not its outputs) to `target` and apply a profile (`None`: none)."""
     params = profile_params(root, profile)
     target.mkdir(parents=True, exist_ok=True)
-    for rel in _tracked_files(root):
+    for rel in tracked_files(root):
         if rel == Path("dvc.lock") or not (root / rel).is_file():  # the copy's lock is its own
             continue
         dest = target / rel
@@ -160,11 +147,9 @@ def prepare_smoke_copy(root: Path, target: Path, profile: str | None = "smoke") 
     with (target / "params.yaml").open("w", encoding="utf-8") as f:
         yaml.safe_dump(params, f, sort_keys=False)
     # A DVC project of its own, outside git: nothing here is committed.
-    subprocess.run(
-        [sys.executable, "-m", "dvc", "init", "--no-scm", "-f", "-q"], cwd=target, check=True, env=_venv_env({})
-    )
+    run_dvc(target, "init", "--no-scm", "-f", "-q", output="inherit", check=True)
     for key, value in [("core.analytics", "false"), ("core.check_update", "false")]:
-        subprocess.run([sys.executable, "-m", "dvc", "config", key, value], cwd=target, check=True, env=_venv_env({}))
+        run_dvc(target, "config", key, value, output="inherit", check=True)
     return target
 
 
@@ -176,8 +161,8 @@ def run_smoke(
     root = (root or Path.cwd()).resolve()
     target = Path(target) if target else Path(tempfile.mkdtemp(prefix=f"divwrite-{profile}-"))
     prepare_smoke_copy(root, target, profile)
-    print(f"divwrite: {profile} run in {target}")
+    logger.info("%s run in %s", profile, target)
     code = run_pipeline(list(targets or []), root=target)
     if code == 0 and (target / "reports/results.md").exists():
-        print((target / "reports/results.md").read_text(encoding="utf-8"))
+        print((target / "reports/results.md").read_text(encoding="utf-8"))  # noqa: T201 - the results are the command's output
     return code

@@ -29,14 +29,13 @@ the head run of `main` (pushed by CI, fetched back with `git fetch origin
 'refs/exps/*:refs/exps/*'`) is the base run of the pull requests on top of it.
 
 The summary (profile, base and head revisions, the experiment of each, which stages re-ran,
-DVC's markdown table) is appended to `summary_path` (GitHub's `$GITHUB_STEP_SUMMARY`
-expects appends) and printed. With a DVC remote (`dvc remote list` not empty) the results
-are pushed as `dvc exp push` would: the experiments' outputs to the DVC remote
-(`Repo.push(revs=...)`, what `dvc exp push` calls) and, when the git remote exists, their
-`refs/exps/...` refs (with `git push`, which uses the CI checkout's credentials; `dvc exp
-pull origin <name>` brings an experiment back); without a remote the summary says the push
-was skipped. Any failed step (a stage, a data gate, the diff, the push) makes the exit
-code non-zero, so the CI job goes red.
+DVC's markdown table; `divwrite.ops.retrain_report`) is appended to `summary_path`
+(GitHub's `$GITHUB_STEP_SUMMARY` expects appends) and printed. With a DVC remote the
+results are pushed as `dvc exp push` would (`divwrite.ops.retrain_push`): the experiments'
+outputs to the DVC remote and their `refs/exps/...` refs to the git remote; without one the
+summary says the push was skipped. Any failed step (a stage, a data gate, the diff, the
+push) makes the exit code non-zero, so the CI job goes red. Progress notes go to the log
+(stderr); the summary and DVC's own output to stdout.
 """
 
 from __future__ import annotations
@@ -44,85 +43,37 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
+import logging
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from divwrite.core.files import atomic_path
+from divwrite.core.logs import setup_logging
 from divwrite.core.params import flatten, has_param, load_params, parse_yaml
-from divwrite.ops.ablation import hydra_value
-from divwrite.ops.pipeline import _venv_env
-from divwrite.ops.profiles import load_profile
+from divwrite.ops.dvc import hydra_value, override_args, run_dvc, run_git, venv_env
+from divwrite.ops.profiles import absolute_source, load_profile
+from divwrite.ops.retrain_push import dvc_remotes, exp_commit, push_results
+from divwrite.ops.retrain_report import (
+    FULL,
+    Report,
+    RetrainError,
+    Side,
+    append_summary,
+    parse_stage_log,
+    summary_markdown,
+)
 
-FULL = "full"  # params.yaml as committed: no profile file, diffed against the base's committed metrics
+# Named, not `__name__`: that is `__main__` under `python -m divwrite.ops.retrain`, outside the
+# `divwrite` logger that `setup_logging` configures.
+logger = logging.getLogger("divwrite.ops.retrain")
+
 PREFIX = "retrain"
-FAILED_OUTPUT_LINES = 25  # of a failed stage's output, in the summary
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-# What `dvc repro` / `dvc exp run` log for each stage (DVC 3.x, dvc/stage/*.py).
-_RUNNING = re.compile(r"^Running stage '([^']+)':")
-_RUN_CACHE = re.compile(r"^Stage '([^']+)' is cached - skipping run")
-_UNCHANGED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
-_PULLED = re.compile(r"^Pulling data for stage: '([^']+)'")
-_FAILED = re.compile(r"^ERROR: failed to reproduce '([^']+)'")
-
-
-class RetrainError(RuntimeError):
-    """A step of the retraining failed; `step` names it in the summary."""
-
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
-        self.message = message
-
-
-@dataclass
-class StageLog:
-    """Which stages an experiment ran, and how the others were satisfied, from DVC's log."""
-
-    ran: list[str] = field(default_factory=list)
-    reused: dict[str, str] = field(default_factory=dict)  # stage -> unchanged | run-cache | remote
-    failed: str | None = None
-    errors: list[str] = field(default_factory=list)  # DVC's `ERROR:` lines, each once
-    failed_output: list[str] = field(default_factory=list)  # the end of the failed stage's output
-
-
-@dataclass
-class Side:
-    """One side of the comparison: the base or the head revision and how it was run."""
-
-    role: str  # "base" | "head"
-    label: str  # the revision as given (`origin/main`, `HEAD`)
-    sha: str
-    dirty: bool = False  # head only: uncommitted changes to tracked files went into the run
-    overrides: list[str] = field(default_factory=list)  # `-S` values
-    skipped: list[str] = field(default_factory=list)  # profile keys this revision's params lack
-    experiment: str | None = None  # DVC experiment name (None: the committed metrics of `sha`)
-    reused: bool = False  # the experiment existed already and was not run again
-    stages: StageLog | None = None
-
-
-@dataclass
-class Report:
-    """Everything the summary says; filled in as the steps go."""
-
-    profile: str
-    targets: list[str]
-    metric_files: list[str] | None  # the targets' metrics (None: every metric of dvc.yaml)
-    base: Side
-    head: Side
-    diff_command: list[str] | None = None
-    diff_table: str | None = None
-    push: list[str] = field(default_factory=list)
-    failure: RetrainError | None = None
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -144,22 +95,11 @@ def profile_overrides(root: Path, profile: str) -> dict[str, Any]:
         known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
         raise ValueError(f"no profile {profile!r}; profiles: {[FULL, *known]}")
     flat = flatten(load_profile(root, profile))
-    source = flat.get("data.source")
-    if (
-        isinstance(source, str)
-        and source != "builtin"
-        and not source.startswith("hf:")
-        and not Path(source).is_absolute()
-    ):
-        flat["data.source"] = str((root / source).resolve())
+    if "data.source" in flat:
+        flat["data.source"] = absolute_source(root, flat["data.source"])
     for value in flat.values():
         hydra_value(value)  # raises ValueError on values a -S override cannot carry
     return flat
-
-
-def override_args(overrides: Mapping[str, Any]) -> list[str]:
-    """`key=value` strings for `dvc exp run -S`, in the profile's order."""
-    return [f"{key}={hydra_value(value)}" for key, value in overrides.items()]
 
 
 def experiment_name(
@@ -173,65 +113,16 @@ def experiment_name(
     return f"{PREFIX}-{profile}-{sha[:7]}-{digest}" + ("-dirty" if dirty else "")
 
 
-def parse_stage_log(text: str) -> StageLog:
-    """The stages DVC ran, restored or skipped, and the one that failed, from its output."""
-    log = StageLog()
-    pulled: set[str] = set()
-    current: list[str] = []  # the output of the stage running now
-    for raw in text.splitlines():
-        line = raw.strip()
-        if m := _RUNNING.match(line):
-            if m[1] not in log.ran:
-                log.ran.append(m[1])
-            log.reused.pop(m[1], None)
-            current = []
-            continue
-        if m := _RUN_CACHE.match(line):
-            log.reused[m[1]] = "run-cache"
-        elif m := _UNCHANGED.match(line):
-            log.reused[m[1]] = "remote" if m[1] in pulled else "unchanged"
-        elif m := _PULLED.match(line):
-            pulled.add(m[1])
-        if line and not line.startswith("ERROR:"):
-            current.append(raw.rstrip())
-        if line.startswith("ERROR:") and line not in log.errors:
-            log.errors.append(line)
-            if (m := _FAILED.match(line)) and log.failed is None:
-                log.failed = m[1]
-                log.failed_output = current[-FAILED_OUTPUT_LINES:]
-    for stage in pulled - set(log.ran) - set(log.reused):
-        log.reused[stage] = "remote"  # pulled, then neither run nor reported: checked out as is
-    return log
-
-
 # -- git and DVC ---------------------------------------------------------------------------
-
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-
-def _dvc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env or _venv_env({}), capture_output=True, text=True
-    )
 
 
 def resolve_commit(root: Path, rev: str) -> str:
     """The full sha of `rev`; ValueError when it is not a commit of this repository."""
-    proc = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    proc = run_git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if proc.returncode != 0:
         hint = " (CI: check out with fetch-depth: 0; locally: git fetch origin)" if "/" in rev else ""
         raise ValueError(f"revision {rev!r} is not a commit of {root}{hint}")
     return proc.stdout.strip()
-
-
-def dvc_remotes(cwd: Path) -> list[str]:
-    """Names of the DVC remotes configured for `cwd` (`dvc remote list`)."""
-    proc = _dvc(cwd, "remote", "list")
-    if proc.returncode != 0:
-        raise RetrainError("dvc remote list", proc.stderr.strip() or proc.stdout.strip())
-    return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
 
 
 def metric_files(root: Path, targets: Sequence[str]) -> list[str] | None:
@@ -255,32 +146,6 @@ def metric_files(root: Path, targets: Sequence[str]) -> list[str] | None:
     return sorted(files)
 
 
-def exp_ref(baseline: str, name: str) -> str:
-    """The git ref DVC stores experiment `name` of commit `baseline` under."""
-    from dvc.repo.experiments.refs import ExpRefInfo
-
-    return str(ExpRefInfo(baseline, name))
-
-
-def exp_commit(root: Path, baseline: str, name: str) -> str | None:
-    """The commit of an existing experiment, or None."""
-    proc = _git(root, "rev-parse", "--verify", "--quiet", exp_ref(baseline, name))
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def _stream(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run `cmd`, echoing its output line by line (CI logs stay live); returns (code, output)."""
-    lines = []
-    with subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-    return proc.returncode, "".join(lines)
-
-
 @contextmanager
 def _parent_run(root: Path, side: Side, profile: str) -> Iterator[str]:
     """An MLflow run `retrain/<role>` in `root`'s store for the stages to nest under; FAILED
@@ -289,8 +154,7 @@ def _parent_run(root: Path, side: Side, profile: str) -> Iterator[str]:
 
     from divwrite.core.tracking import configure
 
-    experiment = load_params(root / "params.yaml").get("mlflow", {}).get("experiment", "divwrite")
-    experiment_id = configure(experiment, root)
+    experiment_id = configure(load_params(root / "params.yaml").mlflow.experiment, root)
     tags = {
         "divwrite.kind": "retrain",
         "divwrite.profile": profile,
@@ -312,20 +176,21 @@ def run_experiment(root: Path, cwd: Path, side: Side, profile: str, targets: Seq
     from divwrite.core.tracking import PARENT_RUN_ENV, tracking_uri
 
     assert side.experiment is not None
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--name", side.experiment]
+    args = ["exp", "run", "--name", side.experiment]
     if temp:
-        cmd.append("--temp")
+        args.append("--temp")
     if dvc_remotes(cwd):
-        cmd.append("--pull")
+        args.append("--pull")
     for override in side.overrides:
-        cmd += ["-S", override]
-    cmd += list(targets)
-    print(f"divwrite: {side.role}: {' '.join(cmd[2:])}  (in {cwd})", flush=True)
+        args += ["-S", override]
+    args += list(targets)
+    logger.info("%s: %s  (in %s)", side.role, " ".join(["dvc", *args]), cwd)
     with _parent_run(root, side, profile) as run_id:
-        env = _venv_env({PARENT_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking_uri(root)})
+        env = venv_env({PARENT_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking_uri(root)})
         env.pop("DVC_ROOT", None)
-        code, output = _stream(cmd, cwd, env)
-        side.stages = parse_stage_log(output)
+        proc = run_dvc(cwd, *args, env=env, output="stream")
+        code = proc.returncode
+        side.stages = parse_stage_log(proc.stdout)
         if code != 0:
             failed = f" (stage {side.stages.failed!r})" if side.stages.failed else ""
             raise RetrainError(f"{side.role} run", f"dvc exp run exited with {code}{failed}")
@@ -335,12 +200,12 @@ def run_experiment(root: Path, cwd: Path, side: Side, profile: str, targets: Seq
 def base_worktree(root: Path, sha: str) -> Iterator[Path]:
     """A detached `git worktree` of `sha` in a temp folder, using `root`'s DVC cache;
     removed afterwards."""
-    cache = _dvc(root, "cache", "dir")
+    cache = run_dvc(root, "cache", "dir")
     if cache.returncode != 0:
         raise RetrainError("dvc cache dir", cache.stderr.strip())
     folder = Path(tempfile.mkdtemp(prefix="divwrite-retrain-base-"))
     path = folder / "base"
-    added = _git(root, "worktree", "add", "--detach", str(path), sha)
+    added = run_git(root, "worktree", "add", "--detach", str(path), sha)
     if added.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         raise RetrainError("git worktree add", added.stderr.strip())
@@ -350,13 +215,13 @@ def base_worktree(root: Path, sha: str) -> Iterator[Path]:
             ("core.analytics", "false"),
             ("core.check_update", "false"),
         ):
-            proc = _dvc(path, "config", "--local", key, value)
+            proc = run_dvc(path, "config", "--local", key, value)
             if proc.returncode != 0:
                 raise RetrainError("dvc config (base worktree)", proc.stderr.strip())
         yield path
     finally:
-        _git(root, "worktree", "remove", "--force", str(path))
-        _git(root, "worktree", "prune")
+        run_git(root, "worktree", "remove", "--force", str(path))
+        run_git(root, "worktree", "prune")
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -365,137 +230,10 @@ def diff_metrics(root: Path, a_rev: str, b_rev: str, files: Sequence[str] | None
     args = ["metrics", "diff", a_rev, b_rev, "--md"]
     if files:
         args += ["--targets", *files]
-    proc = _dvc(root, *args)
+    proc = run_dvc(root, *args)
     if proc.returncode != 0:
         raise RetrainError("dvc metrics diff", (proc.stderr or proc.stdout).strip())
     return ["dvc", *args], proc.stdout.strip()
-
-
-def push_results(root: Path, sides: Sequence[Side], push: bool | None, git_remote: str) -> list[str]:
-    """Push the experiments' outputs to the default DVC remote and their refs to `git_remote`:
-    the two halves of `dvc exp push` (`Repo.push(revs=...)`, then the `refs/exps/...` refspecs).
-
-    `push`: None = when a DVC remote is configured, True = required (fails without one),
-    False = never. Returns the lines for the summary; raises RetrainError when a push fails.
-    """
-    if push is False:
-        return ["push skipped (--no-push)"]
-    if not sides:
-        return ["nothing new to push: both experiments were reused"]
-    remotes = dvc_remotes(root)
-    if not remotes:
-        if push:
-            raise RetrainError("push", "--push was given but no DVC remote is configured (`dvc remote list` is empty)")
-        return ["push skipped: no DVC remote configured (`dvc remote list` is empty)"]
-    names = [s.experiment for s in sides if s.experiment]
-    revs = [exp_commit(root, s.sha, s.experiment) for s in sides if s.experiment]
-    if not names or None in revs:
-        raise RetrainError("push", f"no commit for the experiment(s) {names}")
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            default = repo.config["core"].get("remote") or remotes[0]
-            uploaded = repo.push(revs=revs, workspace=False)
-    except DvcException as err:
-        raise RetrainError("dvc push", str(err)) from None
-    shown = ", ".join(f"`{n}`" for n in names)
-    lines = [
-        f"pushed the outputs of {shown} to DVC remote `{default}` ({uploaded} file(s) uploaded, the rest were there)"
-    ]
-    if git_remote not in _git(root, "remote").stdout.split():
-        return [*lines, f"experiment refs not pushed: no git remote `{git_remote}`"]
-    # `dvc exp push` sends these refspecs through dulwich, which ignores the credentials that
-    # actions/checkout leaves in `http.<url>.extraheader` (treeverse/scmrepo#262); git does not.
-    refspecs = [f"+{exp_ref(s.sha, s.experiment)}:{exp_ref(s.sha, s.experiment)}" for s in sides if s.experiment]
-    proc = _git(root, "push", "--quiet", git_remote, *refspecs)
-    if proc.returncode != 0:
-        raise RetrainError("git push (experiment refs)", proc.stderr.strip())
-    return [
-        *lines,
-        f"pushed the experiment refs to git remote `{git_remote}` (`dvc exp pull {git_remote} <name>` fetches one)",
-    ]
-
-
-# -- the summary ---------------------------------------------------------------------------
-
-
-def _stages_cell(side: Side) -> tuple[str, str]:
-    if side.experiment is None:
-        return "-", "committed metrics"
-    if side.reused:
-        return "-", "experiment reused (already run)"
-    if side.stages is None:
-        return "(not run)", "-"
-    ran = ", ".join(f"{s} (failed)" if s == side.stages.failed else s for s in side.stages.ran) or "none"
-    reused = ", ".join(f"{s} ({how})" for s, how in side.stages.reused.items()) or "-"
-    return ran, reused
-
-
-def summary_markdown(report: Report) -> str:
-    """The step summary: header, the two revisions, DVC's table, the push, any failure."""
-    base, head = report.base, report.head
-    status = "failed" if report.failure else "ok"
-    lines = [
-        f"## Retrain `{report.profile}`: head `{head.sha[:7]}` vs base `{base.label}` ({status})",
-        "",
-        "| | revision | DVC experiment | stages re-run | not re-run |",
-        "|---|---|---|---|---|",
-    ]
-    for side in (base, head):
-        rev = f"`{side.label}` = `{side.sha[:7]}`" + (" + uncommitted changes" if side.dirty else "")
-        exp = f"`{side.experiment}`" if side.experiment else "-"
-        ran, reused = _stages_cell(side)
-        lines.append(f"| {side.role} | {rev} | {exp} | {ran} | {reused} |")
-    lines.append("")
-    if report.profile == FULL:
-        lines.append("Profile `full`: params.yaml as committed, against the base revision's committed metrics.")
-    else:
-        lines.append(
-            f"Profile `{report.profile}` (profiles/{report.profile}.yaml) on both sides, as "
-            f"{len(head.overrides)} `dvc exp run -S` overrides:"
-        )
-        lines += [
-            "",
-            "<details><summary>overrides</summary>",
-            "",
-            *[f"- `{o}`" for o in head.overrides],
-            "",
-            "</details>",
-        ]
-        if base.skipped:
-            lines += ["", f"Not in the base revision's params, so left out there: {', '.join(base.skipped)}."]
-    if report.targets:
-        files = ", ".join(f"`{f}`" for f in report.metric_files or []) or "none"
-        lines += ["", f"Targets: {', '.join(report.targets)} and the stages they depend on; metrics compared: {files}."]
-    if report.diff_table is not None:
-        assert report.diff_command is not None
-        command = report.diff_command[: report.diff_command.index("--md") + 1]  # the --targets are listed above
-        rows = [line for line in report.diff_table.splitlines()[2:] if line.startswith("|")]
-        lines += ["", f"### Metrics: `{' '.join(command)}`", ""]
-        lines.append(report.diff_table if rows else "No metric changed.")
-    if report.push:
-        lines += ["", "### Push", "", *[f"- {line}" for line in report.push]]
-    if report.failure:
-        lines += ["", f"### Failed: {report.failure.step}", "", report.failure.message]
-        for side in (base, head):
-            if side.stages and (side.stages.errors or side.stages.failed_output):
-                lines += ["", f"{side.role} run, the end of its output:", "", "```"]
-                lines += [*side.stages.failed_output, *side.stages.errors, "```"]
-    return "\n".join(lines) + "\n"
-
-
-def append_summary(path: str | Path, text: str) -> None:
-    """Append `text` to `path` (GitHub's step summary is appended to by every step), whole:
-    written beside it and renamed into place, so a failure never leaves half of it."""
-    path = Path(path)
-    before = path.read_text(encoding="utf-8") if path.exists() else ""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    sep = "\n" if before and not before.endswith("\n") else ""
-    with atomic_path(path) as tmp:
-        tmp.write_text(before + sep + text, encoding="utf-8")
-        os.chmod(tmp, mode)
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -505,19 +243,19 @@ def plan(root: Path, profile: str, base_rev: str, targets: Sequence[str]) -> Rep
     """Check the inputs and work out both sides (ValueError naming a bad input)."""
     if not (root / "dvc.yaml").is_file() or not (root / ".dvc").is_dir():
         raise ValueError(f"{root}: not a DVC project root (no dvc.yaml or .dvc/)")
-    if _git(root, "rev-parse", "--show-toplevel").returncode != 0:
+    if run_git(root, "rev-parse", "--show-toplevel").returncode != 0:
         raise ValueError(f"{root}: not a git repository (DVC experiments need git)")
     targets = list(targets)
     overrides = profile_overrides(root, profile)
     files = metric_files(root, targets)
     head_sha = resolve_commit(root, "HEAD")
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
+    dirty = bool(run_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
     head_args = override_args(overrides)
     head = Side("head", "HEAD", head_sha, dirty=dirty, overrides=head_args)
     head.experiment = experiment_name(profile, head_sha, head_args, targets, dirty=dirty)
     base = Side("base", base_rev, resolve_commit(root, base_rev))
     if profile != FULL:
-        shown = _git(root, "show", f"{base.sha}:params.yaml")
+        shown = run_git(root, "show", f"{base.sha}:params.yaml")
         base_params = parse_yaml(shown.stdout) if shown.returncode == 0 else None
         if not isinstance(base_params, dict):
             raise ValueError(f"{base_rev}: no params.yaml in that revision")
@@ -536,12 +274,11 @@ def _reusable(root: Path, side: Side, reuse: bool) -> bool:
         return False
     if reuse and not side.dirty:
         side.reused = True
-        print(
-            f"divwrite: {side.role}: experiment {side.experiment} exists (same commit, overrides, targets): reused",
-            flush=True,
+        logger.info(
+            "divwrite: %s: experiment %s exists (same commit, overrides, targets): reused", side.role, side.experiment
         )
         return True
-    proc = _dvc(root, "exp", "remove", side.experiment)
+    proc = run_dvc(root, "exp", "remove", side.experiment)
     if proc.returncode != 0:
         raise RetrainError("dvc exp remove", (proc.stderr or proc.stdout).strip())
     return False
@@ -565,9 +302,11 @@ def retrain(
     root = (root or Path.cwd()).resolve()
     report = plan(root, profile, base_rev, targets or [])
     base, head = report.base, report.head
-    untracked = [line[3:] for line in _git(root, "status", "--porcelain").stdout.splitlines() if line.startswith("??")]
+    untracked = [
+        line[3:] for line in run_git(root, "status", "--porcelain").stdout.splitlines() if line.startswith("??")
+    ]
     if untracked:
-        print(f"divwrite: warning: untracked files are not part of the head run: {', '.join(untracked)}", flush=True)
+        logger.warning("untracked files are not part of the head run: %s", ", ".join(untracked))
     try:
         if base.experiment and not _reusable(root, base, reuse):
             with base_worktree(root, base.sha) as worktree:
@@ -587,11 +326,11 @@ def retrain(
         report.failure = err
         code = 1
     text = summary_markdown(report)
-    print(text, flush=True)
+    print(text, flush=True)  # noqa: T201 - the summary is the command's output
     if summary_path:
         append_summary(summary_path, text)
     if report.failure:
-        print(f"divwrite: retrain failed: {report.failure}", file=sys.stderr)
+        logger.error("retrain failed: %s", report.failure)
     return code
 
 
@@ -629,13 +368,15 @@ def run_from_args(args: argparse.Namespace) -> int:
             reuse=not args.rerun,
         )
     except ValueError as err:
-        print(f"divwrite retrain: {err}", file=sys.stderr)
+        logger.error("%s", err)
         if args.summary:
             append_summary(args.summary, f"## Retrain `{args.profile}`: bad input\n\n{err}\n")
         return 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m divwrite.ops.retrain`: `divwrite retrain` on its own, its log on stderr."""
+    setup_logging()
     parser = add_arguments(argparse.ArgumentParser(prog="divwrite retrain", description=__doc__.split("\n\n")[0]))
     return run_from_args(parser.parse_args(argv))
 

@@ -5,7 +5,7 @@ they start from), the claim's comparisons (a weighted method against its unweigh
 counterpart) and the quality margin. The seed equal to `params.seed` is the workspace's own
 run (`make run`); every other seed is one experiment `seed-<N>`:
 `dvc exp run --queue -S seed=<N> -S ~train.methods.<m> ...` (the same queue, copy and
-collect machinery as `divwrite ablate`, see `divwrite.ablation`). `seed` seeds the model's
+collect machinery as `divwrite ablate`, see `divwrite.ops.experiments`). `seed` seeds the model's
 initial weights, the pairs, SFT and preference training, the reward model, sampling and the
 human draw; `data_seed` (the corpus and the train/test split) stays, so every seed is
 scored on the same test prompts.
@@ -30,7 +30,7 @@ scored on the same test prompts.
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +39,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from divwrite.core.files import atomic_path, write_json
+from divwrite.core.files import write_json, write_text
+from divwrite.core.params import load_params
+from divwrite.core.schema import Params, ReplicateParams
 from divwrite.evaluation.metrics import paired_comparison, paired_test
 from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
-from divwrite.ops import ablation
+from divwrite.ops.experiments import (
+    EVALUATION_TABLE,
+    evaluation_table,
+    exp_show,
+    experiments,
+    methods_to_delete,
+    queue_and_run,
+)
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "seed"
 WORKSPACE = "workspace"
@@ -59,54 +70,13 @@ class SeedPoint:
     overrides: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ReplicateSpec:
-    seeds: list[int]
-    methods: list[str]
-    comparisons: list[tuple[str, str]]
-    deleted: list[str]
-    quality_margin: float
-    alpha: float
-
-
-def replicate_spec(params: Mapping[str, Any]) -> ReplicateSpec:
-    """The validated `replicate` section of `params`; raises ValueError with the reason."""
-    spec = params.get("replicate")
-    if not isinstance(spec, Mapping):
-        raise ValueError("params.yaml has no `replicate` section (seeds, methods, comparisons)")
-    trained = params.get("train", {}).get("methods")
-    if not isinstance(trained, Mapping) or not trained:
-        raise ValueError("params.yaml has no `train.methods`")
-    seeds = spec.get("seeds")
-    if (
-        not isinstance(seeds, list)
-        or len(seeds) < 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-        or len(set(seeds)) != len(seeds)
-    ):
-        raise ValueError(f"replicate.seeds must be at least 2 distinct integers >= 0, got {seeds!r}")
-    methods = spec.get("methods")
-    deleted = ablation.methods_to_delete(trained, methods, "replicate.methods")
-    comparisons = []
-    for pair in spec.get("comparisons") or []:
-        if not (isinstance(pair, list) and len(pair) == 2 and all(m in methods for m in pair) and pair[0] != pair[1]):
-            raise ValueError(f"replicate.comparisons: {pair!r} is not [method, other method] of replicate.methods")
-        comparisons.append((pair[0], pair[1]))
-    if not comparisons:
-        raise ValueError("replicate.comparisons is empty: name at least one [weighted, unweighted] pair")
-    margin, alpha = spec.get("quality_margin", 0.2), spec.get("alpha", 0.05)
-    if not isinstance(margin, (int, float)) or margin < 0:
-        raise ValueError(f"replicate.quality_margin must be a number >= 0, got {margin!r}")
-    if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"replicate.alpha must be in (0, 1), got {alpha!r}")
-    return ReplicateSpec(seeds, list(methods), comparisons, deleted, float(margin), float(alpha))
-
-
-def seed_points(params: Mapping[str, Any]) -> list[SeedPoint]:
-    """One experiment per seed of `replicate.seeds` other than `params.seed` (the workspace)."""
-    spec = replicate_spec(params)
-    deletions = tuple(f"~train.methods.{m}" for m in spec.deleted)
-    return [SeedPoint(f"{PREFIX}-{s}", s, (f"seed={s}", *deletions)) for s in spec.seeds if s != params.get("seed")]
+def seed_points(params: Params) -> list[SeedPoint]:
+    """One experiment per seed of `replicate.seeds` other than `params.seed` (the workspace),
+    keeping only `sft` and `replicate.methods`."""
+    spec = params.replicate
+    deleted = methods_to_delete(params.train.methods, spec.methods, "replicate.methods")
+    deletions = tuple(f"~train.methods.{m}" for m in deleted)
+    return [SeedPoint(f"{PREFIX}-{s}", s, (f"seed={s}", *deletions)) for s in spec.seeds if s != params.seed]
 
 
 # -- the test -----------------------------------------------------------------------------
@@ -239,7 +209,7 @@ def seeds_markdown(rows: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[s
 
 
 def write_seeds(
-    tables: Mapping[Any, pd.DataFrame], spec: ReplicateSpec, root: Path, confidence: float = 0.95
+    tables: Mapping[Any, pd.DataFrame], spec: ReplicateParams, root: Path, confidence: float = 0.95
 ) -> dict[str, Path]:
     """`reports/seeds.{json,md,png}` under `root` from the seeds' per-prompt tables."""
     from divwrite.evaluation.reporting import plot_quality_vs_diversity
@@ -255,8 +225,7 @@ def write_seeds(
     }
     paths = {k: root / v for k, v in RESULT_FILES.items()}
     write_json({"rows": rows, "claims": claims, "per_seed_means": per_seed_means}, paths["json"])
-    with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(seeds_markdown(rows, claims, spec.alpha), encoding="utf-8")
+    write_text(seeds_markdown(rows, claims, spec.alpha), paths["md"])
     plot_quality_vs_diversity(rows, paths["png"], subtitle=f"seed-averaged over {len(tables)} seeds")
     return paths
 
@@ -265,24 +234,24 @@ def write_seeds(
 
 
 def collect_tables(
-    root: Path, params: Mapping[str, Any], points: Sequence[SeedPoint], baseline: str | None = None
+    root: Path, params: Params, points: Sequence[SeedPoint], baseline: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """seed -> per-prompt table: the workspace's `data/evaluation/per_prompt.parquet` for
     `params.seed`, each successful experiment's (from the DVC cache) for the others, looked
     up among the experiments of `baseline` (the commit they were queued on; default the
     current one). Raises RuntimeError naming the seeds without results."""
-    found = ablation.experiments(ablation.exp_show(root, baseline))
+    found = experiments(exp_show(root, baseline))
     tables: dict[str, pd.DataFrame] = {}
-    workspace_table = root / ablation.EVALUATION_TABLE
+    workspace_table = root / EVALUATION_TABLE
     if workspace_table.exists():
-        tables[str(params["seed"])] = pd.read_parquet(workspace_table)
-    missing = [] if workspace_table.exists() else [f"{params['seed']} (the workspace: run `make run`)"]
+        tables[str(params.seed)] = pd.read_parquet(workspace_table)
+    missing = [] if workspace_table.exists() else [f"{params.seed} (the workspace: run `make run`)"]
     for point in points:
         exp = found.get(point.name)
         if exp is None or exp.state != "success":
             missing.append(f"{point.seed} ({exp.state if exp else 'not run'})")
             continue
-        tables[str(point.seed)] = ablation.evaluation_table(root, exp.rev)
+        tables[str(point.seed)] = evaluation_table(root, exp.rev)
     if missing:
         raise RuntimeError(f"no results for seed(s) {', '.join(missing)}")
     return dict(sorted(tables.items(), key=lambda kv: int(kv[0])))
@@ -297,27 +266,18 @@ def run_seeds(
 ) -> int:
     """`divwrite seeds`: queue one experiment per extra seed, run the queue, then test the
     claim into `reports/seeds.*`. Returns 0 when every seed has results."""
-    from divwrite.core.params import load_params
-
     root = (root or Path.cwd()).resolve()
     params = load_params(root / "params.yaml")
-    spec = replicate_spec(params)
     points = seed_points(params)
     if not collect_only:
-        if not dry_run:
-            for warning in ablation.preflight(root):
-                print(f"divwrite: warning: {warning}")
-        start = time.perf_counter()
-        ablation.queue_grid(root, points, force=force, dry_run=dry_run)
-        code = ablation.run_queue(root, dry_run=dry_run)
+        queue_and_run(root, points, force=force, dry_run=dry_run)
         if dry_run:
             return 0
-        print(f"divwrite: queue ran in {time.perf_counter() - start:.0f} s (dvc exit code {code})")
     try:
         tables = collect_tables(root, params, points, baseline)
     except RuntimeError as err:
-        print(f"divwrite: {err} (see `dvc queue logs seed-<N>`)")
+        logger.error("%s (see `dvc queue logs seed-<N>`)", err)
         return 1
-    paths = write_seeds(tables, spec, root, params.get("evaluate", {}).get("confidence", 0.95))
-    print(paths["md"].read_text(encoding="utf-8"))
+    paths = write_seeds(tables, params.replicate, root, params.evaluate.confidence)
+    print(paths["md"].read_text(encoding="utf-8"))  # noqa: T201 - the claim's tables are the command's output
     return 0

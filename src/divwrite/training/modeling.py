@@ -15,13 +15,17 @@ import torch
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from divwrite.core.schema import ModelParams
+
 # The `model` params that size the built-in Llama (params.yaml).
 BUILTIN_SIZES = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "max_position_embeddings")
 
 
-def builtin_model_from_params(tokenizer: PreTrainedTokenizerBase, model_params: dict, seed: int) -> LlamaForCausalLM:
+def builtin_model_from_params(
+    tokenizer: PreTrainedTokenizerBase, model_params: ModelParams, seed: int
+) -> LlamaForCausalLM:
     """`build_builtin_model` sized by params.yaml's `model` section."""
-    return build_builtin_model(tokenizer, seed=seed, **{k: model_params[k] for k in BUILTIN_SIZES})
+    return build_builtin_model(tokenizer, seed=seed, **{k: getattr(model_params, k) for k in BUILTIN_SIZES})
 
 
 def build_builtin_model(
@@ -42,7 +46,7 @@ def build_builtin_model(
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}")
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError("the tokenizer needs EOS and PAD tokens (see divwrite.tokenizer.load_tokenizer)")
+        raise ValueError("the tokenizer needs EOS and PAD tokens (see divwrite.training.tokenizer.load_tokenizer)")
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

@@ -10,7 +10,8 @@
   Weighted methods weight each pair by its `w_chosen_<variant>`. DivPO needs no method of its
   own: it is plain "dpo" on the DivPO pairs.
 
-Both run on CPU in float32 without gradient checkpointing (notes/trl.md, pitfalls 1-2), are
+Both run on CPU in float32 without gradient checkpointing (notes/trl.md, pitfalls 1-2; the
+fields every run shares are `training.arguments`), are
 seeded (weights, dropout, data order), save model + tokenizer as safetensors to `out_dir`, and
 return their final metrics. For a hub model, pass a LoRA config (`modeling.lora_config`): SFT
 then trains and saves an adapter, and the preference stage trains on that adapter with a frozen
@@ -19,7 +20,7 @@ copy of it as the reference (as in the paper).
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import shutil
 import time
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 import transformers
 from datasets import Dataset, load_from_disk
 from peft import PeftConfig, PeftModel
@@ -38,21 +38,19 @@ from trl.import_utils import TRLExperimentalWarning
 
 from divwrite.core.distributed import process_state
 from divwrite.training import checkpoints
+from divwrite.training.arguments import common_args, family_args
 from divwrite.training.modeling import load_causal_lm
 from divwrite.training.tokenizer import load_tokenizer
-from divwrite.training.trainers import (
-    DeviationWeightedDPOConfig,
-    DeviationWeightedDPOTrainer,
-    DeviationWeightedORPOConfig,
-    DeviationWeightedORPOTrainer,
-    LengthGroupedDPOTrainer,
-    LengthGroupedORPOTrainer,
-)
+from divwrite.training.trainers import LengthGroupedDPOTrainer, LengthGroupedORPOTrainer
+from divwrite.training.weighted_dpo import DeviationWeightedDPOConfig, DeviationWeightedDPOTrainer
+from divwrite.training.weighted_orpo import DeviationWeightedORPOConfig, DeviationWeightedORPOTrainer
 
 with warnings.catch_warnings():
     # ORPO lives only in `trl.experimental` in TRL 1.16; depending on it is deliberate.
     warnings.simplefilter("ignore", TRLExperimentalWarning)
     from trl.experimental.orpo import ORPOConfig
+
+logger = logging.getLogger(__name__)
 
 WEIGHT_VARIANTS = ("sem", "sty", "both")
 PREFERENCE_METHODS = (
@@ -85,74 +83,6 @@ _PREFERENCE_METRICS = (
     "log_odds_chosen",
     "weights/mean",  # weighted methods only
 )
-
-
-def schedule_args(
-    output_dir: str | os.PathLike,
-    *,
-    n_examples: int,
-    epochs: float,
-    learning_rate: float,
-    batch_size: int,
-    warmup_ratio: float,
-    seed: int,
-    report_to: str | list[str],
-) -> dict[str, Any]:
-    """`transformers.TrainingArguments` fields every trainer here shares (the generators' and the
-    reward model's): the schedule, seeded data order, logging, progress bars, no checkpoints; on
-    CPU float32 (bf16 on CPU fails or runs ~10x slower, trl.md pitfall 1), on a GPU bf16 mixed
-    precision where supported."""
-    on_gpu = torch.cuda.is_available()
-    steps_per_epoch = math.ceil(n_examples / batch_size)
-    return dict(
-        output_dir=str(output_dir),
-        num_train_epochs=epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        warmup_steps=_warmup(warmup_ratio),
-        seed=seed,
-        data_seed=seed,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        fp16=False,
-        use_cpu=not on_gpu,
-        report_to=report_to,
-        save_strategy="no",
-        logging_strategy="steps",
-        logging_steps=max(1, min(10, steps_per_epoch)),
-        logging_first_step=True,
-        disable_tqdm=False,
-        dataloader_num_workers=0,
-    )
-
-
-def _common_args(
-    out_dir: str | os.PathLike,
-    *,
-    max_length: int,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_steps: int = 0,
-    **schedule: Any,
-) -> dict[str, Any]:
-    """TRL config fields shared by SFT and preference runs: `schedule_args` (keyword arguments as
-    there), the sequence cut, activation checkpointing, and checkpoints. With `checkpoint_dir`
-    and `checkpoint_steps` > 0, a checkpoint every that many optimizer steps into
-    `checkpoint_dir` (the two latest kept; `checkpoints`); else the trainer's scratch folder is
-    `out_dir/trainer` and nothing is checkpointed."""
-    checkpointing = checkpoint_dir is not None and checkpoint_steps > 0
-    args = schedule_args(checkpoint_dir if checkpoint_dir is not None else Path(out_dir) / "trainer", **schedule)
-    return args | dict(
-        max_length=max_length,
-        # TRL's default (on) for GPUs, where memory is what limits a 7-8B model; off on CPU,
-        # where it only costs time (~7% on tiny models, trl.md pitfall 2).
-        activation_checkpointing=torch.cuda.is_available(),
-        save_strategy="steps" if checkpointing else "no",
-        save_steps=max(1, checkpoint_steps),
-        save_total_limit=2,  # the latest may be cut short by a kill; the one before is complete
-        dataset_num_proc=None,
-        # Batches of similar lengths (seeded, random mega-batches of up to 50 batches): on the built-in
-        # corpus ~23% fewer padded tokens than random batches for SFT, ~15% for pairs.
-        train_sampling_strategy="group_by_length",
-    )
 
 
 def sft_dataset(train_df: pd.DataFrame) -> Dataset:
@@ -190,7 +120,7 @@ def build_sft_trainer(
     transformers.set_seed(seed)
     dataset = sft_dataset(train_df)
     args = SFTConfig(
-        **_common_args(
+        **common_args(
             out_dir,
             n_examples=len(dataset),
             epochs=epochs,
@@ -313,7 +243,7 @@ def build_preference_trainer(
     model = load_causal_lm(sft_dir, trust_remote_code=trust_remote_code, is_trainable=True)
 
     config_kwargs = dict(
-        **_common_args(
+        **common_args(
             out_dir,
             n_examples=len(dataset),
             epochs=epochs,
@@ -329,7 +259,7 @@ def build_preference_trainer(
         beta=beta,  # DPO's beta; ORPO's lambda
         trust_remote_code=trust_remote_code,
     )
-    config_kwargs.update(_family_args(family, batch_size))
+    config_kwargs.update(family_args(family, batch_size))
     if weight_column is not None:
         config_kwargs["weight_column"] = "weight"  # `preference_dataset` copies the weight there
     trainer_cls, config_cls = _PREFERENCE_TRAINERS[family, weight_column is not None]
@@ -342,21 +272,6 @@ def build_preference_trainer(
         peft_config=peft_config,
         **extra,
     )
-
-
-def _family_args(family: str, batch_size: int) -> dict[str, Any]:
-    """Config keys of one family on top of `_common_args` + beta (every `_common_args` key is a
-    field of both DPOConfig and ORPOConfig; `activation_checkpointing` also sets
-    ORPOConfig's `gradient_checkpointing`, without the deprecation warning that passing
-    `gradient_checkpointing` gives).
-
-    DPO: the sigmoid loss (the one DDPO weights) and the reference log-probs precomputed once.
-    ORPO has no reference model; its collator needs the raw columns, which TRL would otherwise
-    switch on itself with a warning (`remove_unused_columns=False`).
-    """
-    if family == "dpo":
-        return dict(loss_type=["sigmoid"], precompute_ref_log_probs=True, precompute_ref_batch_size=max(batch_size, 32))
-    return dict(remove_unused_columns=False)
 
 
 def run_preference(
@@ -394,13 +309,6 @@ def run_preference(
     return _train_and_save(trainer, Path(out_dir), _PREFERENCE_METRICS, fingerprint)
 
 
-def _warmup(warmup_ratio: float) -> float:
-    """transformers 5 takes the warmup ratio as a float in [0, 1) through `warmup_steps`."""
-    if not 0.0 <= warmup_ratio < 1.0:
-        raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
-    return float(warmup_ratio)
-
-
 def save_model(trainer: transformers.Trainer, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
     """Save the trained model (safetensors) and tokenizer to `out_dir`, from the main process.
 
@@ -430,10 +338,10 @@ def _train_and_save(
     (safetensors) to `out_dir`, drop the checkpoints, return the final metrics."""
     checkpointing = trainer.args.save_strategy != "no"
     if checkpointing and fingerprint is None:
-        raise ValueError("checkpointing needs the run's `fingerprint` (see divwrite.checkpoints)")
+        raise ValueError("checkpointing needs the run's `fingerprint` (see divwrite.training.checkpoints)")
     resume_from = checkpoints.resume_point(trainer.args.output_dir, fingerprint) if checkpointing else None
     if resume_from is not None and trainer.accelerator.is_main_process:
-        print(f"resuming from {resume_from}", flush=True)
+        logger.info("resuming from %s", resume_from)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     runtime = time.perf_counter() - start

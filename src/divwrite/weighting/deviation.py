@@ -17,9 +17,8 @@ import pandas as pd
 
 from divwrite.core.records import RESPONSE_COLUMNS, prompt_rng
 from divwrite.data.pairing import pair_table, prompt_slices, sorted_responses
-from divwrite.weighting.embedders import Embedder
+from divwrite.weighting.embedders import EMBEDDER_KEYS, Embedder
 
-EMBEDDER_KEYS = ("sem", "sty")
 # Weight variant -> the embedders (the set E of METHOD.md step 4) it combines.
 VARIANTS: dict[str, tuple[str, ...]] = {"sem": ("sem",), "sty": ("sty",), "both": ("sem", "sty")}
 WEIGHT_COLUMNS = [f"w_{side}_{v}" for v in VARIANTS for side in ("chosen", "rejected")]
@@ -180,18 +179,6 @@ def weight_pairs(
     for k in EMBEDDER_KEYS:
         out[f"dev_chosen_{k}"] = np.array([raw[k][key] for key in chosen], dtype=np.float64)
     return out
-
-
-def deviation_embedders(
-    semantic: str, style: str, *, trust_remote_code: bool = False, cache: bool = True
-) -> dict[str, Embedder]:
-    """The embedders of METHOD.md step 4 by name (`"sem"`, `"sty"`), behind the on-disk
-    embedding cache unless `cache` is off (see `divwrite.embedding_cache`)."""
-    from divwrite.weighting.embedders import load_embedder
-    from divwrite.weighting.embedding_cache import cached
-
-    names = {"sem": semantic, "sty": style}
-    return {k: cached(load_embedder(n, trust_remote_code=trust_remote_code), enabled=cache) for k, n in names.items()}
 
 
 def responses_in_pairs(pairs_df: pd.DataFrame) -> pd.DataFrame:

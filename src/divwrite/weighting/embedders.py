@@ -13,7 +13,7 @@
 
 Each embedder also has a `fingerprint`: a short string that changes whenever the vectors
 it produces would (model files, sequence length, feature definition); the embedding cache
-(`divwrite.embedding_cache`) keys its directories on it.
+(`divwrite.weighting.embedding_cache`) keys its directories on it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import numpy as np
 
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 STYLOMETRIC = "stylometric"
+# The two embedders of METHOD.md step 4, by the key their tables and weight columns carry.
+EMBEDDER_KEYS = ("sem", "sty")
 
 
 class Embedder(Protocol):

@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from divwrite.core.files import atomic_path, write_text
-from divwrite.weighting.embedders import Embedder
+from divwrite.weighting.embedders import Embedder, load_embedder
+
+logger = logging.getLogger(__name__)
 
 MAX_SHARDS = 64
 KEY_BYTES = 32
@@ -127,7 +129,7 @@ class CachedEmbedder:
                 meta = json.loads(meta_path.read_text())
                 dim = int(meta["dim"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                warnings.warn(f"embedding cache: unreadable {meta_path} ({exc}); ignoring it")
+                logger.warning("embedding cache: unreadable %s (%s); ignoring it", meta_path, exc)
             else:
                 if meta.get("fingerprint") != self.fingerprint:
                     raise ValueError(
@@ -156,7 +158,7 @@ class CachedEmbedder:
         except FileNotFoundError:
             return None  # compacted away by another process meanwhile
         except Exception as exc:  # safetensors raises its own error types on corrupt files
-            warnings.warn(f"embedding cache: ignoring unreadable shard {path} ({exc})")
+            logger.warning("embedding cache: ignoring unreadable shard %s (%s)", path, exc)
             return None
         keys, vectors = tensors.get("keys"), tensors.get("vectors")
         problem = None
@@ -169,7 +171,7 @@ class CachedEmbedder:
         elif self._dim is not None and vectors.shape[1] != self._dim:
             problem = f"dimension {vectors.shape[1]}, cache has {self._dim}"
         if problem:
-            warnings.warn(f"embedding cache: ignoring shard {path}: {problem}")
+            logger.warning("embedding cache: ignoring shard %s: %s", path, problem)
             return None
         return keys, vectors
 
@@ -209,7 +211,7 @@ class CachedEmbedder:
             if len(self._shard_paths()) > MAX_SHARDS:
                 self._compact()
         except OSError as exc:
-            warnings.warn(f"embedding cache: could not write to {self.directory} ({exc})")
+            logger.warning("embedding cache: could not write to %s (%s)", self.directory, exc)
 
     def _write_meta(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -321,3 +323,12 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
     return EmbeddingTable(
         tensors["keys"], tensors["vectors"], embedder.get("name", ""), embedder.get("fingerprint", ""), str(path)
     )
+
+
+def deviation_embedders(
+    semantic: str, style: str, *, trust_remote_code: bool = False, cache: bool = True
+) -> dict[str, Embedder]:
+    """The embedders of METHOD.md step 4 by name (`"sem"`, `"sty"`), behind the on-disk
+    embedding cache unless `cache` is off."""
+    names = {"sem": semantic, "sty": style}
+    return {k: cached(load_embedder(n, trust_remote_code=trust_remote_code), enabled=cache) for k, n in names.items()}

@@ -8,6 +8,7 @@ it), `results.json` and `results.md` (analyze).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -67,15 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _default_seed() -> int:
+    """params.yaml's `seed` (checked against the schema); ValueError without a params.yaml."""
     from divwrite.core.params import load_params
 
     try:
-        seed = load_params().get("seed")
+        return load_params().seed
     except FileNotFoundError:
-        seed = None
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError("no --seed given and params.yaml has no integer `seed`: pass --seed N")
-    return seed
+        raise ValueError("no --seed given and no params.yaml here: pass --seed N") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except (ValueError, FileNotFoundError) as err:
-        print(f"divwrite human {args.human_command}: {err}", file=sys.stderr)
+        logging.getLogger(__name__).error("divwrite human %s: %s", args.human_command, err)
         return 2
 
 
@@ -103,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             max_prompts=args.max_prompts,
             excerpt_words=args.excerpt_words or DEFAULT_EXCERPT_WORDS,
         )
-        print(f"{len(document['tasks'])} tasks -> {out}")
+        print(f"{len(document['tasks'])} tasks -> {out}")  # noqa: T201 - the command's output
         return 0
     answers = args.answers or args.tasks.parent / "answers.jsonl"
     if args.human_command == "serve":
@@ -117,12 +116,15 @@ def _run(args: argparse.Namespace) -> int:
     result = write_analysis(
         args.tasks, answers, out_dir / "results.json", out_dir / "results.md", track=not args.no_mlflow
     )
-    print(report_markdown(result), end="")
+    print(report_markdown(result), end="")  # noqa: T201 - the command's output
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m divwrite.evaluation.human.cli export|serve|analyze ...` (the same as `divwrite human ...`)."""
+    from divwrite.core.logs import setup_logging
+
+    setup_logging()
     parser = argparse.ArgumentParser(prog="divwrite")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(["human", *(sys.argv[1:] if argv is None else argv)]))

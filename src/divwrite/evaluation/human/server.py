@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import socket
-import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -33,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from divwrite.evaluation.human.answers import AnswerLog, is_complete, latest_answers, validate_answer, validate_rater
 from divwrite.evaluation.human.tasks import QUESTIONS, load_tasks, public_tasks
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC_FILES = {  # URL path -> (file in static/, content type)
@@ -157,7 +159,7 @@ class HumanEvalHandler(BaseHTTPRequestHandler):
         except ValueError as err:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
         except Exception as err:  # noqa: BLE001 - one bad request must not stop the server
-            print(f"human-eval server: {type(err).__name__}: {err}", file=sys.stderr)
+            logger.error("human-eval server: %s: %s", type(err).__name__, err)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server's output"})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -235,9 +237,9 @@ def serve(
     """Serve the rating page until interrupted (Ctrl-C), printing the address to open."""
     server = make_server(tasks_path, answers_path, host, port, allow_remote, quiet)
     if not server.loopback:
-        print(f"warning: serving on {server.url} to the network, without a login", file=sys.stderr)
-    print(f"human evaluation of {len(server.task_ids)} tasks; answers -> {server.answers.path}")
-    print(f"open {server.url}/?rater=YOUR_NAME  (Ctrl-C to stop)", flush=True)
+        logger.warning("serving on %s to the network, without a login", server.url)
+    print(f"human evaluation of {len(server.task_ids)} tasks; answers -> {server.answers.path}")  # noqa: T201
+    print(f"open {server.url}/?rater=YOUR_NAME  (Ctrl-C to stop)", flush=True)  # noqa: T201 - what to open
     try:
         server.serve_forever()
     except KeyboardInterrupt:
