@@ -31,8 +31,8 @@ from harness import RESULTS, ROOT, Goal, median, report
 
 from divwrite.core import tracking
 from divwrite.core.params import parse_yaml
+from divwrite.core.vcs import run_dvc
 from divwrite.ops import pipeline
-from divwrite.ops.dvc import run_dvc
 
 GOAL_SECONDS = {"smoke": 120.0, "default": 600.0}
 CHANGED_PARAM = ("dpo", "beta", 0.2)

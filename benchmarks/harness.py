@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from divwrite.core.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reports" / "benchmarks.json"
@@ -80,16 +81,11 @@ def report(section: str, measured: dict[str, Any], goals: list[Goal], out: Path 
 
 
 def write_section(out: Path, section: str, entry: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     data["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                        "python": platform.python_version()}  # fmt: skip
     data[section] = entry
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".benchmarks.", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, out)
+    write_json(data, out)
 
 
 def corpus_responses(n_prompts: int, seed: int = 0, mean_responses: float = 11.0, max_responses: int = 60):

@@ -48,7 +48,9 @@ def main() -> None:
         max_length=96,
         report_to="none",
     )
-    trainer.args.logging_steps = 1  # one log per optimizer step (`training.arguments.schedule_args` logs at most every 10)
+    trainer.args.logging_steps = (
+        1  # one log per optimizer step (`training.arguments.schedule_args` logs at most every 10)
+    )
     trainer.args.disable_tqdm = True
     result = trainer.train()
     if trainer.accelerator.is_main_process:

@@ -21,9 +21,9 @@ import yaml
 from conftest import REPO
 
 from divwrite.core.params import load_params, read_params, validate_params
+from divwrite.core.vcs import hydra_value
 from divwrite.ops import ablation
 from divwrite.ops.ablation import GridPoint, build_grid, collect
-from divwrite.ops.dvc import hydra_value
 from divwrite.ops.experiments import baseline_outs, exp_show, experiments, metrics_from_evaluation, queue_command
 
 DATA = Path(__file__).parent / "data"

@@ -26,8 +26,8 @@ import yaml
 from conftest import REPO
 
 from divwrite.core.params import flatten
+from divwrite.core.vcs import override_args
 from divwrite.ops import retrain, retrain_push, retrain_report
-from divwrite.ops.dvc import override_args
 from divwrite.ops.retrain_report import Report, Side, StageLog
 
 WORKFLOW = REPO / ".github/workflows/retrain.yml"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from divwrite.core.params import flatten
+from divwrite.core.vcs import run_git
 
 PARENT_RUN_ENV = "DIVWRITE_PIPELINE_RUN_ID"
 DEFAULT_EXPERIMENT = "divwrite"
@@ -66,12 +67,8 @@ def git_commit(root: Path | None = None) -> str:
     """The checked-out commit (with `-dirty` when the tree has changes), or "unknown"."""
     root = root or project_root()
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
+        commit = run_git(root, "rev-parse", "HEAD", check=True).stdout.strip()
+        dirty = run_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit

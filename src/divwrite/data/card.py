@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from divwrite.core.params import get_param
 from divwrite.data.expectations import count_words
 
 CARD_FIELDS = (
@@ -63,13 +64,6 @@ def dataset_card(splits: Mapping[str, pd.DataFrame]) -> dict:
     return {name: split_card(df) for name, df in splits.items()}
 
 
-def _lookup(card: dict, dotted: str) -> float:
-    value: object = card
-    for key in dotted.split("."):
-        value = value[key]  # type: ignore[index]
-    return value  # type: ignore[return-value]
-
-
 def card_markdown(cards: Mapping[str, Mapping[str, dict]], title: str) -> str:
     """Table 3 as Markdown: one column per (stage, split), e.g. `{"filtered": {"train": ...}}`."""
     columns = [(stage, split) for stage, splits in cards.items() for split in splits]
@@ -78,7 +72,7 @@ def card_markdown(cards: Mapping[str, Mapping[str, dict]], title: str) -> str:
     for key, label in CARD_FIELDS:
         cells = []
         for stage, split in columns:
-            value = _lookup(cards[stage][split], key)
+            value = get_param(cards[stage][split], key)
             cells.append(f"{value:,}" if isinstance(value, int) else f"{value:,.2f}".rstrip("0").rstrip("."))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

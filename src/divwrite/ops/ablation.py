@@ -33,7 +33,7 @@ from typing import Any
 from divwrite.core.files import atomic_path, write_json
 from divwrite.core.params import deep_merge, flatten, get_param, load_params, unflatten, validate_params
 from divwrite.core.schema import Params
-from divwrite.ops.dvc import hydra_value, override_args
+from divwrite.core.vcs import hydra_value, override_args
 from divwrite.ops.experiments import (
     EVALUATION_TABLE,
     METRICS_FILE,

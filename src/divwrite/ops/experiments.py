@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from divwrite.core.files import read_json
 from divwrite.core.schema import Method
-from divwrite.ops.dvc import run_dvc, run_git
+from divwrite.core.vcs import run_dvc, run_git
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import yaml
 from divwrite.core.files import read_json
 from divwrite.core.params import ParamsError, deep_merge, flatten, load_params, read_params
 from divwrite.core.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
-from divwrite.ops.dvc import run_dvc, run_git, venv_env
+from divwrite.core.vcs import run_dvc, run_git, venv_env
 from divwrite.ops.profiles import absolute_source, load_profile
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ tagged `dvc.experiment`.
   as a section, a value of the wrong type (a number that arrives as text, a flag written
   `"yes"`) are a `ParamsError` naming the profile and the dotted key.
 - `profile_overrides` flattens the profile to `key=value` strings (`core.params.flatten`,
-  then `ops.dvc.override_args`), values written in Hydra's override grammar, which DVC
-  parses `-S` with (`ops.dvc.hydra_value`: strings quoted only where the grammar needs it,
+  then `core.vcs.override_args`), values written in Hydra's override grammar, which DVC
+  parses `-S` with (`core.vcs.hydra_value`: strings quoted only where the grammar needs it,
   e.g. `data.source='hf:euclaise/...'`). Applying them with DVC's own
   `dvc.utils.hydra.apply_overrides` gives exactly the profile merged over `params.yaml`
   (tested).
@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from divwrite.core.params import deep_merge, flatten, parse_yaml, read_params, validate_params
-from divwrite.ops.dvc import dvc_argv, override_args, run_dvc
+from divwrite.core.vcs import dvc_argv, override_args, run_dvc
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,14 @@ def _replaced(key: str, replaced: set[str]) -> bool:
     return any(key == r or key.startswith(f"{r}.") for r in replaced)
 
 
+def with_extra(root: Path, profile: str, extra: Sequence[str] = ()) -> list[str]:
+    """The profile's `-S` overrides (`profile_overrides`) then `extra` (`key=value`, Hydra
+    syntax), a profile value dropped where an `extra` override sets it or a section above it."""
+    replaced = {_override_key(o) for o in extra}
+    kept = [o for o in profile_overrides(Path(root), profile) if not _replaced(_override_key(o), replaced)]
+    return [*kept, *extra]
+
+
 def stage_view(root: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """`root/params.yaml` as the stages will read it after `dvc exp run -S <overrides>`:
     DVC's own `apply_overrides` on a temporary copy, read back with `core.params.read_params`.
@@ -133,8 +141,7 @@ def check_round_trip(root: Path, profile: str, extra: Sequence[str] = ()) -> Non
     override = load_profile(root, profile)
     expected = flatten(deep_merge(read_params(root / "params.yaml"), override))
     replaced = {_override_key(o) for o in extra}
-    kept = [o for o in override_args(flatten(override)) if not _replaced(_override_key(o), replaced)]
-    view = stage_view(root, [*kept, *extra])
+    view = stage_view(root, with_extra(root, profile, extra))
     seen = flatten(view)
     bad = [
         f"{key}: the profile says {expected[key]!r}, the stages would read {seen.get(key)!r}"
@@ -162,12 +169,10 @@ def exp_run_command(
     """The `dvc exp run` command (argv) that records the profile as experiment `name`
     (default: the profile's name): `-S` for every profile value, then `extra` (`key=value`,
     Hydra syntax), which replace the profile's values of the same keys, then `targets`."""
-    replaced = {_override_key(o) for o in extra}
-    overrides = [o for o in profile_overrides(Path(root), profile) if not _replaced(_override_key(o), replaced)]
     command = dvc_argv("exp", "run", "-n", name or profile)
     if queue:
         command.append("--queue")
-    for override in [*overrides, *extra]:
+    for override in with_extra(root, profile, extra):
         command += ["-S", override]
     return command + list(targets)
 

@@ -55,7 +55,7 @@ from typing import Any
 
 from divwrite.core.logs import setup_logging
 from divwrite.core.params import flatten, has_param, load_params, parse_yaml
-from divwrite.ops.dvc import hydra_value, override_args, run_dvc, run_git, venv_env
+from divwrite.core.vcs import hydra_value, override_args, run_dvc, run_git, venv_env
 from divwrite.ops.profiles import absolute_source, load_profile
 from divwrite.ops.retrain_push import dvc_remotes, exp_commit, push_results
 from divwrite.ops.retrain_report import (

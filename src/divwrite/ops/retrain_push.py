@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from divwrite.ops.dvc import run_dvc, run_git
+from divwrite.core.vcs import run_dvc, run_git
 from divwrite.ops.retrain_report import RetrainError, Side
 
 

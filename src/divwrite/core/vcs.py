@@ -1,7 +1,8 @@
-"""Running DVC and git from the ops commands, and writing `-S key=value` overrides.
+"""Running DVC and git (the one wrapper of both), and writing `-S key=value` overrides.
 
-Every command here (`divwrite repro`, `smoke`, `exp`, `ablate`, `seeds`, `retrain`) drives
-DVC as a subprocess, `python -m dvc` of this interpreter, never a `dvc` found on PATH: the
+Every stage asks git for the commit it runs (`core.tracking.git_commit`); every command of
+`divwrite.ops` (`divwrite repro`, `smoke`, `exp`, `ablate`, `seeds`, `retrain`) drives DVC as a
+subprocess, `python -m dvc` of this interpreter, never a `dvc` found on PATH: the
 stages DVC starts call `python`, so `venv_env` puts this interpreter's bin first on PATH
 (and turns DVC's and MLflow's telemetry off unless the environment says otherwise).
 
