@@ -66,7 +66,6 @@ def test_sections_dump_back_to_what_the_yaml_holds():
         ({"train__methods__sft__weights": "sem"}, r"train\.methods\.sft: weights apply to the dpo and orpo losses only"),
         ({"train__methods__dpo__init": "sfft"}, r"train: methods\.dpo: init 'sfft' is neither 'base' nor a method"),
         ({"model__hidden_size": 190}, r"model: hidden_size 190 is not divisible by num_heads 4"),
-        ({"replicate__methods": ["dpo", "ddpo-both", "orpo", "dorpo-both", "nope"]}, r"replicate\.methods: unknown method\(s\) \[.nope.\]"),
     ],
 )  # fmt: skip
 def test_a_bad_key_names_its_dotted_path_value_and_expectation(changes, message):
