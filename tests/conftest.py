@@ -92,15 +92,24 @@ def shared_data() -> Path:
     return path
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a pipeline, DVC or stage process a test starts: this interpreter's bin
+    first on PATH and telemetry off (`core.vcs.venv_env`), no MLflow store or DVC root inherited
+    from an outer run, then `extra`."""
+    from divwrite.core.vcs import venv_env
+
+    env = {k: v for k, v in venv_env().items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
+    return env | extra
+
+
 def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> None:
     """`divwrite smoke --dir target *args` (a profile applied in a scratch copy of the
     project, its own DVC and MLflow stores); fails the test with the output's tail."""
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
     proc = subprocess.run(
         [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(target), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -9,7 +9,6 @@ a scratch copy of the project on the smoke profile.
 import copy
 import json
 import math
-import os
 import shlex
 import sqlite3
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 from divwrite.core.params import load_params, read_params, validate_params
 from divwrite.core.vcs import hydra_value
@@ -307,9 +306,7 @@ GRID_METHODS = ["sft", "dpo", "ddpo-both"]
 
 
 def run(cwd: Path, *cmd: str, out: str = "stdout") -> str:
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return getattr(proc, out)
 

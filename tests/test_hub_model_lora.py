@@ -5,7 +5,6 @@ the hub tokenizer had no chat template and gets the fallback one."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import subprocess_env
 from safetensors.torch import load_file
 
 from divwrite.data.corpus.generator import generate_corpus
@@ -49,8 +49,7 @@ def test_hub_model_with_lora_through_the_stages(tmp_path):
     params["model"]["lora"].update(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
 
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env = subprocess_env()
     targets = ["train@ddpo-both", "train@orpo", "generate@ddpo-both"]
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", "repro", *targets],

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import subprocess_env
 
 from divwrite.core.params import ParamsError, deep_merge, flatten, read_params
 from divwrite.core.records import prompt_id, response_id
@@ -107,11 +107,7 @@ _ROUND_TRIP_FIX = (
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", DVC_NO_ANALYTICS="1", DVC_STUDIO_OFFLINE="true")
-    env.update(extra)
-    return env
+    return subprocess_env(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **extra)
 
 
 # ------------------------------------------------------------------ the profile itself

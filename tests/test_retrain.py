@@ -12,7 +12,6 @@ and a bare git remote (both must receive the results).
 """
 
 import json
-import os
 import shlex
 import shutil
 import sqlite3
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 from divwrite.core.params import flatten
 from divwrite.core.vcs import override_args
@@ -323,16 +322,10 @@ GIT_ID = ["-c", "user.name=divwrite-test", "-c", "user.email=test@example.invali
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200, env=clean_env())
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200, env=subprocess_env())
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
 
 
 def run_retrain(root: Path, *args: str) -> subprocess.CompletedProcess:

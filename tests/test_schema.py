@@ -3,7 +3,6 @@ mistyped key fails at load time naming the dotted key, the value and what was ex
 stage and in `divwrite repro` before DVC starts."""
 
 import copy
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import subprocess_env
 
 from divwrite.core.params import ParamsError, deep_merge, load_params, read_params, validate_params
 from divwrite.core.schema import Method, Params
@@ -99,9 +99,8 @@ def _scratch_project(tmp_path: Path, **changes) -> Path:
 def test_a_stage_stops_at_load_time_naming_the_key(tmp_path):
     """`pair.gapp: 3` in params.yaml: the stage exits 1 before reading or writing anything."""
     root = _scratch_project(tmp_path, pair__gapp=3)
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "DVC_ROOT"}}
     proc = subprocess.run(
-        [sys.executable, "stages/pair.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "stages/pair.py"], cwd=root, env=subprocess_env(), capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 1, proc.stderr
     assert "pair: ParamsError: params.yaml: pair.gapp: unknown key (got 3); pair has: gap" in proc.stderr
