@@ -148,6 +148,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel], label: str) -> str:
+    # pydantic puts the branch of a union (`int`, `float`, `str`, `list[str]`) in the location: not a key
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in {"int", "float", "str"})))
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     given = error.get("input")
