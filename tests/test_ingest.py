@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -393,7 +394,7 @@ def many_prompts(n: int) -> pd.DataFrame:
 def test_split_by_prompt_never_splits_a_prompt_and_is_deterministic() -> None:
     df = many_prompts(50)
     train, test = split_by_prompt(df, 0.1, seed=42)
-    assert test["prompt_id"].nunique() == 5 and train["prompt_id"].nunique() == 45
+    assert test["prompt_id"].nunique() == len(held_out_prompts(df["prompt_id"], 0.1, 42)) == 4  # sha256: 4 of 50
     assert len(train) + len(test) == len(df)
     assert not set(train["prompt_id"]) & set(test["prompt_id"])
     assert test.groupby("prompt_id").size().eq(3).all()
@@ -409,8 +410,8 @@ def test_split_by_prompt_never_splits_a_prompt_and_is_deterministic() -> None:
 
 def test_split_by_prompt_edge_sizes() -> None:
     df = many_prompts(3)
-    train, test = split_by_prompt(df, 0.1, seed=0)  # round(0.3) = 0, but each side gets one
-    assert test["prompt_id"].nunique() == 1 and train["prompt_id"].nunique() == 2
+    with pytest.raises(ValueError, match=r"test_fraction=0.01: none of the 3 prompts is held out"):
+        split_by_prompt(df, 0.01, seed=0)  # too few prompts for the fraction: said, not papered over
     train, test = split_by_prompt(df, 0.0, seed=0)
     assert len(test) == 0 and len(train) == 9
     with pytest.raises(ValueError, match="test_fraction"):
@@ -422,7 +423,7 @@ def test_ingest_scores_use_the_global_range_before_the_split() -> None:
     train, test = ingest(records, test_fraction=0.25, transform_iterations=1, seed=42)
     assert list(train.columns) == RESPONSE_COLUMNS and list(test.columns) == RESPONSE_COLUMNS
     both = pd.concat([train, test])
-    assert len(both) == 40 and test["prompt_id"].nunique() == 5
+    assert len(both) == 40 and test["prompt_id"].nunique() == len(held_out_prompts(both["prompt_id"], 0.25, 42))
     # score of upvotes u with m = 0, M = 119, K = 1: 2 (log(u + 2) - log 2) / (log 121 - log 2) - 1
     expected = 2 * (np.log(both["upvotes"] + 2) - np.log(2)) / (np.log(121) - np.log(2)) - 1
     np.testing.assert_allclose(both["score"], expected, atol=1e-12)
@@ -430,8 +431,28 @@ def test_ingest_scores_use_the_global_range_before_the_split() -> None:
 
 
 def test_held_out_prompts_is_by_prompt_and_seeded() -> None:
-    ids = [f"p{i}" for i in range(20) for _ in range(3)]
+    ids = [f"p{i}" for i in range(400) for _ in range(3)]
     val = held_out_prompts(ids, 0.25, seed=3)
-    assert len(val) == 5 and val <= set(ids)
+    assert val <= set(ids) and 80 <= len(val) <= 120  # each prompt in with probability 0.25
     assert held_out_prompts(list(reversed(ids)), 0.25, seed=3) == val
+    assert held_out_prompts(ids, 0.25, seed=4) != val
     assert held_out_prompts(ids, 0.0, seed=3) == set()
+    # a prompt's side is sha256(seed, id) read as a number in [0, 1), below the fraction: by hand
+    digest = hashlib.sha256(b"3\x00p0").digest()
+    assert ("p0" in val) == (int.from_bytes(digest[:8], "big") / 2**64 < 0.25)
+
+
+def test_appending_data_never_moves_an_earlier_prompt(tmp_path: Path) -> None:
+    """Prompts appended to a source file: every earlier prompt keeps its side of the split."""
+    path = tmp_path / "source.jsonl"
+    lines = [json.dumps(record(f"[WP] prompt {i}", "", ["a story", "another"], [i, i + 7])) for i in range(60)]
+    write_jsonl(path, lines)
+    before = ingest(load_records(str(path))[0], test_fraction=0.2, transform_iterations=100, seed=42)
+    side = {pid: s for s, df in zip(("train", "test"), before) for pid in df["prompt_id"]}
+    assert set(side.values()) == {"train", "test"}
+    more = [json.dumps(record(f"[WP] appended {i}", "", ["x y", "z w"], [3 * i, 1])) for i in range(40)]
+    write_jsonl(path, lines + more)
+    after = ingest(load_records(str(path))[0], test_fraction=0.2, transform_iterations=100, seed=42)
+    side_after = {pid: s for s, df in zip(("train", "test"), after) for pid in df["prompt_id"]}
+    assert len(side_after) == 100
+    assert {pid: side_after[pid] for pid in side} == side

@@ -61,7 +61,7 @@ def synthetic_responses(n_prompts: int = 24, per_prompt: int = 6, seed: int = 0,
 
 # A fine-tune that learns the synthetic signal in a few seconds on 2 CPU cores: the embeddings
 # and the lowest 4 of MiniLM's 6 layers frozen, as the default params do for speed.
-FAST = dict(epochs=2, learning_rate=3e-4, batch_size=16, max_length=64, freeze_layers=4, seed=0)
+FAST = dict(epochs=2, learning_rate=3e-4, batch_size=16, max_length=64, freeze_layers=4, seed=2)  # 4 of 16 held out
 
 
 @pytest.fixture(scope="module")

@@ -65,21 +65,31 @@ def prompt_rng(seed: int, pid: str) -> np.random.Generator:
     return np.random.default_rng([seed, key])
 
 
+def is_held_out(pid: str, fraction: float, seed: int) -> bool:
+    """Whether prompt `pid` is held out: the first 8 bytes of sha256(seed, pid) read as a
+    number in [0, 1) fall below `fraction`. A prompt's side depends on nothing but its id (a
+    hash of its text) and the seed, so adding or removing other prompts never moves it."""
+    digest = hashlib.sha256(f"{seed}\x00{pid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 def held_out_prompts(prompt_ids: Iterable[str], fraction: float, seed: int, param: str = "fraction") -> set[str]:
-    """The held-out prompt ids: a seeded draw of `round(fraction * n_prompts)` from the
-    sorted distinct ids, so it depends only on the set of prompts and the seed, not on row
-    order. With at least two prompts and `0 < fraction < 1` each side gets at least one.
-    `param` names the setting in the error message.
-    """
+    """The held-out prompt ids: each prompt independently by `is_held_out` (expected share
+    `fraction`), so the set depends on neither the row order nor the other prompts present:
+    appending data never moves an earlier prompt from one side to the other. With `0 <
+    fraction < 1` and prompts on only one side, ValueError (too few prompts for the fraction);
+    `param` names the setting in the messages."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"{param} must be in [0, 1), got {fraction}")
-    prompts = np.array(sorted(set(prompt_ids)), dtype=object)
-    n = len(prompts)
-    n_held = int(round(fraction * n))
-    if fraction > 0 and n >= 2:
-        n_held = min(max(n_held, 1), n - 1)
-    rng = np.random.default_rng(seed)
-    return set(prompts[rng.permutation(n)[:n_held]])
+    prompts = sorted(set(prompt_ids))
+    held = {pid for pid in prompts if is_held_out(pid, fraction, seed)}
+    if fraction > 0 and len(prompts) >= 2 and len(held) in (0, len(prompts)):
+        side = "held out" if not held else "kept"
+        raise ValueError(
+            f"{param}={fraction}: none of the {len(prompts)} prompts is {side} (a prompt's side is a hash of "
+            "its id and the seed); add prompts or change the fraction"
+        )
+    return held
 
 
 def text_hash(text: str) -> str:

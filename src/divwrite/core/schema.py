@@ -193,7 +193,8 @@ class Method(Section):
     init: NonEmptyStr  # base, or another method
     loss: Literal["sft", "dpo", "orpo"]
     data: NonEmptyStr  # data/<data>/train.parquet
-    weights: Literal["sem", "sty", "both"] | None = None  # deviation-weighted (DDPO / DORPO)
+    # deviation-weighted (DDPO / DORPO): METHOD.md step 4, or qg (quality-gated, docs/weighting.md)
+    weights: Literal["sem", "sty", "both", "qg"] | None = None
 
     @model_validator(mode="after")
     def _weighted_preference(self) -> Method:
@@ -279,6 +280,19 @@ class EvaluateParams(Section):
     confidence: Probability
 
 
+class PremiseParams(Section):
+    """The testbed's premise checks (`evaluation.premise`), fixed before any deviation-weighted
+    result was looked at."""
+
+    min_signal: Share  # P1
+    min_reward_accuracy: Share  # P2
+    min_on_topic: Share  # P3
+    min_recognised: Share  # P3
+    max_on_topic_drop: Share  # P4
+    methods: Annotated[list[NonEmptyStr], Field(min_length=1)]  # P4: preference methods that must raise quality
+    narrowing_method: NonEmptyStr  # P5
+
+
 class MlflowParams(Section):
     experiment: NonEmptyStr
 
@@ -354,6 +368,7 @@ class Params(Section):
     reward: RewardParams
     generate: GenerateParams
     evaluate: EvaluateParams
+    premise: PremiseParams
     mlflow: MlflowParams
     ablation: AblationParams
     replicate: ReplicateParams

@@ -105,8 +105,10 @@ def records_to_responses(records: list[Mapping[str, Any]]) -> pd.DataFrame:
 def split_by_prompt(df: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train/test split by prompt, never by response (METHOD.md step 1).
 
-    The test prompts are `held_out_prompts(prompt ids, test_fraction, seed)`. Both outputs
-    are sorted by prompt id, responses of a prompt kept in their input order, index reset.
+    The test prompts are `held_out_prompts(prompt ids, test_fraction, seed)`: each prompt's
+    side is a hash of its id (of its text) and `seed`, so appending data to a source never
+    moves an earlier prompt. Both outputs are sorted by prompt id, responses of a prompt kept
+    in their input order, index reset.
     """
     test_ids = held_out_prompts(df["prompt_id"], test_fraction, seed, param="test_fraction")
     ordered = df.sort_values("prompt_id", kind="stable")
