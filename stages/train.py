@@ -2,7 +2,7 @@
 
 `loss: sft` trains the base generator on every train response; `loss: dpo` and `loss: orpo`
 train from the SFT model on the preference pairs (hyper-parameters from the `dpo:` / `orpo:`
-params sections); with `weights: sem|sty|both` they are deviation-weighted (DDPO / DORPO: each
+params sections); with `weights: sem|sty|both|qg` they are deviation-weighted (DDPO / DORPO: each
 pair weighted by its w_chosen, METHOD.md "Training"). DivPO is `loss: dpo` on the DivPO pairs
 (`data: divpo`): plain DPO, no weight columns needed.
 
@@ -23,6 +23,7 @@ from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.training.checkpoints import fingerprint
+from divwrite.training.logprobs import chosen_logp_change
 from divwrite.training.modeling import is_adapter, load_causal_lm, lora_config
 from divwrite.training.runs import run_preference, run_sft
 from divwrite.training.tokenizer import load_tokenizer
@@ -78,15 +79,18 @@ def main(params: Params, method: str) -> dict:
             model, load_tokenizer(init_dir), train, f"models/{method}", warmup_ratio=cfg.warmup_ratio, **common
         )
     else:
+        pairs = read_input(data, PAIR_COLUMNS)
         metrics = run_preference(
             spec.trainer_method,  # dpo, ddpo-<weights>, orpo, dorpo-<weights>
             init_dir,
-            read_input(data, PAIR_COLUMNS),
+            pairs,
             f"models/{method}",
             beta=cfg.beta,
             ref_logps_cache_dir=REF_LOGPS_CACHE if params.train.ref_logps_cache else None,
             **common,
         )
+        if is_main_process():  # premise check P4: how far the chosen stories' likelihood moved
+            metrics["chosen_logp_change"] = chosen_logp_change(init_dir, f"models/{method}", pairs)
     if is_main_process():
         write_json(metrics, f"reports/train/{method}.json")
     return metrics
