@@ -3,7 +3,8 @@
 The embeddings come from the `embed` stage's tables, so a re-run with another weighting
 option (max_responses, min_weight, high_quality_first) embeds nothing. Writes the kept pairs
 twice: `data/selected` (PAIR_COLUMNS, for the unweighted methods) and `data/weighted` (with
-`w_chosen_*` / `w_rejected_*` for DDPO / DORPO).
+`w_chosen_*` / `w_rejected_*` for DDPO / DORPO: sem, sty, both as METHOD.md step 4, and qg, the
+quality-gated variant of docs/weighting.md).
 """
 
 from divwrite.core.files import write_json
@@ -39,7 +40,7 @@ def main(params: Params) -> dict:
     write_table(weighted[PAIR_COLUMNS], "data/selected/train.parquet")
     write_table(weighted, "data/weighted/train.parquet")
     stats = {"pairs_in": len(pairs), "pairs_out": len(weighted), "gate": report_gate(gate)}
-    for kind in ("sem", "sty", "both"):
+    for kind in ("sem", "sty", "both", "qg"):
         w = weighted[f"w_chosen_{kind}"]
         stats[f"w_chosen_{kind}"] = {"mean": float(w.mean()), "std": float(w.std()), "max": float(w.max())}
     write_json(stats, "reports/stages/deviate.json")

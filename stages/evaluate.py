@@ -15,13 +15,8 @@ from divwrite.core.records import RESPONSE_COLUMNS, write_table
 from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact, log_metrics
-from divwrite.evaluation.reporting import (
-    FIGURES,
-    plot_lexical_diversity,
-    plot_pareto,
-    plot_quality_vs_diversity,
-    write_results,
-)
+from divwrite.evaluation.figures import plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity
+from divwrite.evaluation.reporting import FIGURES, write_results
 from divwrite.evaluation.reward import SequenceRewardModel
 from divwrite.evaluation.scoring import compare_methods, comparison_pairs, evaluate_samples, human_samples, summarise
 from divwrite.weighting.embedders import load_embedder
@@ -44,6 +39,7 @@ def main(params: Params) -> dict:
         semantic=load_embedder(embedders.semantic_embedder, trust_remote_code=embedders.trust_remote_code),
         style=load_embedder(embedders.style_embedder, trust_remote_code=embedders.trust_remote_code),
         truth_prompts=truth_prompts,
+        distinct_threshold=cfg.distinct_threshold,
     )
     generations = {
         m: read_input(f"data/generations/{m}.parquet", ["prompt_id", "sample_index", "text"])

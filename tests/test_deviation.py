@@ -11,12 +11,17 @@ import pytest
 from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 from divwrite.weighting.deviation import (
     DEVIATION_COLUMNS,
+    QG_COLUMNS,
+    VARIANTS,
     WEIGHT_COLUMNS,
     combine_geometric,
     deviation,
+    deviation_from,
     deviation_weights,
     divpo_pairs,
+    good_half,
     minmax_signed,
+    quality_gated_weights,
     responses_in_pairs,
     select_pairs,
     weight_pairs,
@@ -91,6 +96,88 @@ def test_deviation_weights() -> None:
     np.testing.assert_allclose(floored, [1.9019238, 0.5, 1.0980762], atol=1e-7)
     np.testing.assert_array_equal(deviation_weights(np.zeros(4)), np.ones(4))
     np.testing.assert_array_equal(deviation_weights(np.full(3, -1.0)), np.ones(3))  # all equal -> 1
+
+
+# --------------------------------------------------------------------------- quality-gated (docs/weighting.md)
+
+# Five responses A..E of one prompt: 2-d unit vectors at 0, 60, 120, 0 and 180 degrees, scores
+# .8, .6, .2, -.1, -.4. Median .2 -> the good half G = {A, B, C}; D copies A's direction, E is
+# the outlier. Cosine distances 1 - cos: 0 deg apart 0, 60 deg .5, 120 deg 1.5, 180 deg 2.
+QG_ANGLES = [0, 60, 120, 0, 180]
+QG_SCORES = np.array([0.8, 0.6, 0.2, -0.1, -0.4])
+
+
+def test_good_half_and_deviation_from_good() -> None:
+    np.testing.assert_array_equal(good_half(QG_SCORES), [True, True, True, False, False])
+    np.testing.assert_array_equal(good_half([0.3, 0.1, 0.3, 0.1]), [True, False, True, False])  # median .2
+    np.testing.assert_array_equal(good_half([0.5, 0.5, 0.5, 0.1]), [True, True, True, False])  # ties included
+    np.testing.assert_array_equal(good_half([0.2, 0.2]), [True, True])
+    assert good_half(np.array([])).shape == (0,)
+    with pytest.raises(ValueError, match="finite"):
+        good_half([0.1, np.nan])
+
+    emb = np.array([unit(a) for a in QG_ANGLES])
+    g = deviation_from(emb, good_half(QG_SCORES))
+    # A: B, C -> (.5 + 1.5) / 2 = 1; B: A, C -> (.5 + .5) / 2 = .5; C: A, B -> (1.5 + .5) / 2 = 1;
+    # D: A, B, C -> (0 + .5 + 1.5) / 3 = 2/3; E: A, B, C -> (2 + 1.5 + .5) / 3 = 4/3
+    np.testing.assert_allclose(g, [1.0, 0.5, 1.0, 2 / 3, 4 / 3], atol=1e-12)
+    # G minus i empty (two responses, G = {first}): METHOD.md's d over R, 1 - cos 60 = .5 for both
+    np.testing.assert_allclose(deviation_from(np.array([unit(0), unit(60)]), [True, False]), [0.5, 0.5], atol=1e-12)
+    np.testing.assert_array_equal(deviation_from(np.array([unit(30)]), [True]), [0.0])
+
+
+def test_quality_gated_weights_by_hand() -> None:
+    sem = np.array([unit(a) for a in QG_ANGLES])
+    # One embedder: g = [1, .5, 1, 2/3, 4/3] (above); min .5 (B), max 4/3 (E), range 5/6;
+    # mapped 2 (g - .5) / (5/6) - 1 = [.2, -1, .2, -.6, 1]; u = (mapped + 1) / 2 = [.6, 0, .6, .2, 1].
+    # Gated: D and E are below the median -> no bonus: 1 + [G] u = [1.6, 1, 1.6, 1, 1], mean 6.2 / 5 = 1.24.
+    w = quality_gated_weights([sem], QG_SCORES)
+    np.testing.assert_allclose(w, np.array([1.6, 1.0, 1.6, 1.0, 1.0]) / 1.24, atol=1e-12)
+    np.testing.assert_allclose(w, [1.2903226, 0.8064516, 1.2903226, 0.8064516, 0.8064516], atol=1e-7)
+    # METHOD.md's weights for the same prompt: d over R = [1, .75, 1, 1, 1.5] -> mapped
+    # [-1/3, -1, -1/3, -1/3, 1] -> w = [2/3, 0, 2/3, 2/3, 2] / .8: the worst response E (the
+    # outlier) gets 2.5, the good B gets 0.
+    np.testing.assert_allclose(deviation_weights(minmax_signed(deviation(sem))), [5 / 6, 0, 5 / 6, 5 / 6, 2.5])
+
+    # Two embedders. Style: A, B, D, E at 0 deg, C at 90 deg (1 - cos 90 = 1):
+    # g_sty = [A: (0 + 1) / 2, B: (0 + 1) / 2, C: (1 + 1) / 2, D: (0 + 0 + 1) / 3, E: 1/3] = [.5, .5, 1, 1/3, 1/3];
+    # min 1/3, max 1 -> mapped [-.5, -.5, 1, -1, -1] -> on [0, 1]: [.25, .25, 1, 0, 0].
+    # u = sqrt(sem's [.6, 0, .6, .2, 1] * style's) = [sqrt(.15), 0, sqrt(.6), 0, 0];
+    # 1 + [G] u = [1 + sqrt(.15), 1, 1 + sqrt(.6), 1, 1], mean (5 + sqrt(.15) + sqrt(.6)) / 5.
+    sty = np.array([unit(a) for a in (0, 0, 90, 0, 0)])
+    x = np.array([1 + math.sqrt(0.15), 1.0, 1 + math.sqrt(0.6), 1.0, 1.0])
+    w2 = quality_gated_weights([sem, sty], QG_SCORES)
+    np.testing.assert_allclose(w2, x / x.mean(), atol=1e-12)
+    np.testing.assert_allclose(w2, [1.1257075, 0.8114387, 1.4399764, 0.8114387, 0.8114387], atol=1e-7)
+
+    np.testing.assert_allclose(quality_gated_weights([sem], QG_SCORES, min_weight=0.9), np.maximum(w, 0.9))
+    # All scores tie: G = R and g = d over R -> mapped [-1/3, -1, -1/3, -1/3, 1] -> u = [1/3, 0, 1/3, 1/3, 1];
+    # 1 + u = [4/3, 1, 4/3, 4/3, 2], mean 7/5.
+    tied = quality_gated_weights([sem], np.full(5, 0.3))
+    np.testing.assert_allclose(tied, np.array([4 / 3, 1, 4 / 3, 4 / 3, 2]) / 1.4, atol=1e-12)
+    with pytest.raises(ValueError, match="2 embeddings for 5 scores"):
+        quality_gated_weights([sem[:2]], QG_SCORES)
+
+
+def test_quality_gated_weights_properties() -> None:
+    """On random prompts (1-12 responses, 1-2 embedders, some with tied scores): never 0 (in
+    [1/2, 2]), mean 1 over R, every response below the median gets the same base weight, the
+    prompt's smallest, and a good one that base weight times 1 + u with u in [0, 1]."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n, dim = int(rng.integers(1, 13)), int(rng.integers(2, 6))
+        embs = [rng.normal(size=(n, dim)) for _ in range(int(rng.integers(1, 3)))]
+        scores = rng.choice(np.linspace(-1, 1, 5), size=n) if trial % 3 == 0 else rng.uniform(-1, 1, n)
+        w = quality_gated_weights(embs, scores)
+        assert (w > 0).all() and w.min() >= 0.5 - 1e-12 and w.max() <= 2.0 + 1e-12, (trial, w)
+        assert w.mean() == pytest.approx(1.0, abs=1e-12)
+        good = scores >= np.median(scores)
+        if not good.all():
+            base = w[~good][0]
+            np.testing.assert_allclose(w[~good], base, rtol=1e-12)
+            assert base == pytest.approx(w.min(), rel=1e-12)
+            u = w[good] / base - 1.0
+            assert (u >= -1e-12).all() and (u <= 1.0 + 1e-12).all(), (trial, u)
 
 
 # --------------------------------------------------------------------------- selecting R
@@ -168,7 +255,7 @@ def two_prompt_pairs() -> tuple[pd.DataFrame, TableEmbedder, TableEmbedder]:
 def test_weight_pairs_by_hand() -> None:
     pairs, sem, sty = two_prompt_pairs()
     out = weight_pairs(pairs.iloc[::-1], {"sem": sem, "sty": sty})
-    assert list(out.columns) == PAIR_COLUMNS + WEIGHT_COLUMNS + DEVIATION_COLUMNS
+    assert list(out.columns) == PAIR_COLUMNS + WEIGHT_COLUMNS + DEVIATION_COLUMNS + QG_COLUMNS
     assert out["pair_id"].tolist() == ["a-p0", "a-p1", "b-p0"]
     # every distinct text embedded once per embedder, all prompts in one call
     assert len(sem.calls) == 1 and len(sty.calls) == 1 and sorted(sem.calls[0]) == sorted(sem.table)
@@ -194,6 +281,14 @@ def test_weight_pairs_by_hand() -> None:
     # prompt b has two responses: equal deviations, weight 1 everywhere
     b = out[out["prompt_id"] == "b"]
     np.testing.assert_allclose(b[WEIGHT_COLUMNS].to_numpy(), np.ones((1, 6)), atol=1e-12)
+
+    # Quality-gated (docs/weighting.md). Prompt a: scores .09, .01, .08, 0 -> median .045,
+    # G = {a-0, a-2}. Style: a-0 and a-2 point the same way, so g_sty(a-0) = g_sty(a-2) = 0,
+    # the minimum over R -> mapped -1 -> u = 0 for both: no bonus, every weight 1.
+    np.testing.assert_allclose(a[QG_COLUMNS].to_numpy(), np.ones((2, 2)), atol=1e-12)
+    # Prompt b, two responses: G = {b-0}; G minus b-0 is empty, so g(b-0) = d(b-0) = g(b-1):
+    # all equal -> 0 -> u = 1/2; w = (1 + 1/2, 1) / 1.25 = (1.2, 0.8).
+    np.testing.assert_allclose(b[QG_COLUMNS].to_numpy(), [[1.2, 0.8]], atol=1e-12)
 
 
 def test_weight_pairs_does_not_need_ids_unique_across_prompts() -> None:
@@ -232,7 +327,7 @@ def test_weight_pairs_cap_floor_and_mean_one_with_stylometric() -> None:
 
     out = weight_pairs(pairs, {"sem": sty, "sty": sty})
     assert len(out) == 15
-    for v in ("sem", "sty", "both"):
+    for v in ("sem", "sty", "both", "qg"):
         means = per_response_weights(out, v).groupby("prompt_id")["w"].agg(["mean", "size"])
         np.testing.assert_allclose(means["mean"], 1.0, atol=1e-12)
         assert means["size"].tolist() == [10, 10, 10]
@@ -241,17 +336,58 @@ def test_weight_pairs_cap_floor_and_mean_one_with_stylometric() -> None:
 
     capped = weight_pairs(pairs, {"sem": sty, "sty": sty}, max_responses=4)
     assert capped["pair_index"].tolist() == [0, 1] * 3
-    for v in ("sem", "sty", "both"):
+    for v in ("sem", "sty", "both", "qg"):
         np.testing.assert_allclose(per_response_weights(capped, v).groupby("prompt_id")["w"].mean(), 1.0, atol=1e-12)
 
     floored = weight_pairs(pairs, {"sem": sty, "sty": sty}, min_weight=0.5)
     np.testing.assert_allclose(floored[WEIGHT_COLUMNS].to_numpy(), np.maximum(out[WEIGHT_COLUMNS].to_numpy(), 0.5))
     assert floored[WEIGHT_COLUMNS].to_numpy().min() == 0.5
+    floored = weight_pairs(pairs, {"sem": sty, "sty": sty}, min_weight=0.9)  # the floor applies after qg's map
+    np.testing.assert_allclose(floored[QG_COLUMNS].to_numpy(), np.maximum(out[QG_COLUMNS].to_numpy(), 0.9))
 
     with pytest.raises(ValueError, match=r"lacks keys \['sty'\]"):
         weight_pairs(pairs, {"sem": sty})
     empty = weight_pairs(pairs.iloc[:0], {"sem": sty, "sty": sty})
     assert len(empty) == 0 and "w_chosen_both" in empty.columns
+    assert list(empty.columns) == PAIR_COLUMNS + WEIGHT_COLUMNS + DEVIATION_COLUMNS + QG_COLUMNS
+
+
+def test_weight_pairs_quality_gated_by_hand() -> None:
+    """Three pairs, six responses: the quality-gated columns come last and match the formula;
+    the paper's columns are what the paper's functions give, exactly."""
+    # A..E as in QG_ANGLES / QG_SCORES, plus F at 60 deg with score -.5 (upvotes / 100).
+    pairs = pairs_table(
+        [("q", 0, "A", 80.0, "D", -10.0), ("q", 1, "C", 20.0, "E", -40.0), ("q", 2, "B", 60.0, "F", -50.0)]
+    )
+    ids = ["A", "D", "C", "E", "B", "F"]  # R in order of first appearance
+    sem = TableEmbedder({f"text {i}": unit(a) for i, a in zip("ABCDEF", [0, 60, 120, 0, 180, 60])})
+    sty = TableEmbedder({f"text {i}": unit(0) for i in "ABCDEF"})
+    out = weight_pairs(pairs, {"sem": sem, "sty": sty})
+    assert list(out.columns) == PAIR_COLUMNS + WEIGHT_COLUMNS + DEVIATION_COLUMNS + QG_COLUMNS
+    # Median of the 6 scores (.2 - .1) / 2 = .05 -> G = {A, B, C}. Semantic g, as in
+    # test_good_half_and_deviation_from_good, plus F: (.5 + 0 + .5) / 3 = 1/3 -> the minimum;
+    # max 4/3 (E), range 1: mapped 2 (g - 1/3) - 1 -> A 1/3, B -2/3, C 1/3.
+    # Style: all one direction -> all equal -> 0 -> 1/2 on [0, 1].
+    # u = sqrt(((mapped + 1) / 2) * 1/2): A sqrt(1/3), B sqrt(1/12), C sqrt(1/3).
+    x = {"A": 1 + math.sqrt(1 / 3), "B": 1 + math.sqrt(1 / 12), "C": 1 + math.sqrt(1 / 3), "D": 1, "E": 1, "F": 1}
+    mean = sum(x.values()) / 6  # (6 + 2.5 / sqrt(3)) / 6 = 1.2405626
+    assert mean == pytest.approx(1.2405626, abs=1e-7)
+    np.testing.assert_allclose(out["w_chosen_qg"], [x["A"] / mean, x["C"] / mean, x["B"] / mean], atol=1e-7)
+    np.testing.assert_allclose(out["w_rejected_qg"], [1 / mean] * 3, atol=1e-7)  # 0.8060859: base
+    np.testing.assert_allclose(out["w_chosen_qg"], [1.2714798, 1.2714798, 1.0387828], atol=1e-6)
+    np.testing.assert_allclose(per_response_weights(out, "qg")["w"].mean(), 1.0, atol=1e-12)
+
+    # The paper's columns: exactly what METHOD.md's functions give on R, unchanged by qg.
+    vec = {k: np.array([e.table[f"text {i}"] for i in ids], dtype=np.float32) for k, e in (("sem", sem), ("sty", sty))}
+    vec = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in vec.items()}
+    mapped = {k: minmax_signed(deviation(v)) for k, v in vec.items()}
+    for v, embedder_set in VARIANTS.items():
+        w = dict(zip(ids, deviation_weights(combine_geometric([mapped[k] for k in embedder_set]))))
+        np.testing.assert_array_equal(out[f"w_chosen_{v}"], [w[i] for i in out["chosen_id"]])
+        np.testing.assert_array_equal(out[f"w_rejected_{v}"], [w[i] for i in out["rejected_id"]])
+    for k in ("sem", "sty"):
+        d = dict(zip(ids, deviation(vec[k])))
+        np.testing.assert_array_equal(out[f"dev_chosen_{k}"], [d[i] for i in out["chosen_id"]])
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import pytest
 from divwrite.core.records import RESPONSE_COLUMNS
 from divwrite.core.schema import Method
 from divwrite.evaluation.metrics import (
+    DISTINCT_THRESHOLD,
     compression_ratio,
+    distinct_by_distance,
     homogenization_rouge_l,
     mean_ci,
     mean_pairwise_cosine_distance,
@@ -103,7 +105,49 @@ def test_evaluate_samples_rows_and_values(minilm) -> None:
         assert row["compression_ratio"] == pytest.approx(compression_ratio(texts))
         assert row["homogenization"] == pytest.approx(homogenization_rouge_l(texts))
         assert row["ngram_diversity"] == pytest.approx(ngram_diversity(texts))
+        assert row["distinct_semantic"] == distinct_by_distance(minilm.encode(texts), DISTINCT_THRESHOLD)
+        assert 1 <= row["distinct_semantic"] <= len(texts)
     assert df[list(METRIC_COLUMNS)].notna().all().all()
+
+
+class TableEmbedder:
+    """Stand-in embedder: a fixed vector per text."""
+
+    name = fingerprint = "table"
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+def _plane(deg: float) -> list[float]:
+    return [float(np.cos(np.radians(deg))), float(np.sin(np.radians(deg))), 0.0, 0.0]
+
+
+def test_evaluate_samples_distinct_semantic_column_by_hand() -> None:
+    vectors = {
+        **{f"same {i}": _plane(0) for i in range(4)},  # one output
+        **{f"apart {i}": list(np.eye(4)[i]) for i in range(4)},  # orthogonal: four outputs
+        "pair a1": _plane(0), "pair a2": _plane(10), "pair b1": _plane(90), "pair b2": _plane(100),  # two
+        "chain a": _plane(0), "chain b": _plane(45), "chain c": _plane(90), "chain far": [0.0, 0.0, 1.0, 0.0],
+    }  # fmt: skip
+    samples = {
+        "same": [f"same {i}" for i in range(4)],
+        "apart": [f"apart {i}" for i in range(4)],
+        "pairs": ["pair a1", "pair b1", "pair a2", "pair b2"],
+        "chain": ["chain a", "chain b", "chain c", "chain far"],
+    }
+    prompts = {pid: pid for pid in samples}
+    kwargs = dict(reward_model=LengthReward(), semantic=TableEmbedder(vectors), style="stylometric")
+    df = evaluate_samples(samples, prompts, **kwargs).set_index("prompt_id")
+    # default threshold 0.2: the chain's links (1 - cos 45 = 0.293) are too long, each sample its own output
+    assert df["distinct_semantic"].to_dict() == {"apart": 4.0, "chain": 4.0, "pairs": 2.0, "same": 1.0}
+    # at 0.5: a ~ b ~ c (a !~ c) is one output, "chain far" (distance 1) another
+    wide = evaluate_samples(samples, prompts, distinct_threshold=0.5, **kwargs).set_index("prompt_id")
+    assert wide["distinct_semantic"].to_dict() == {"apart": 4.0, "chain": 2.0, "pairs": 2.0, "same": 1.0}
+    pd.testing.assert_frame_equal(wide.drop(columns="distinct_semantic"), df.drop(columns="distinct_semantic"))
 
 
 def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
@@ -133,6 +177,8 @@ def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
         assert row["style_coverage"] == len({corpus.detect_style(t) for t in texts} - {"none"})
         assert row["archetype_entropy"] == label_entropy([corpus.detect_archetype(t) for t in texts])
         assert row["style_entropy"] == label_entropy([corpus.detect_style(t) for t in texts])
+        pairs = {(corpus.detect_archetype(t), corpus.detect_style(t)) for t in texts}
+        assert row["distinct_truth"] == len(pairs)
         assert row["true_quality"] == pytest.approx(np.mean([corpus.true_quality(t, els) for t in texts]))
         assert row["on_topic"] == pytest.approx(np.mean([corpus.on_topic(t, els) for t in texts]))
         if pid != first:
@@ -142,8 +188,36 @@ def test_evaluate_samples_ground_truth(minilm, small_corpus) -> None:
             assert row["style_coverage"] == known["style"].nunique()
             shares = known["archetype"].value_counts(normalize=True).to_numpy()
             assert row["archetype_entropy"] == pytest.approx(-(shares * np.log2(shares)).sum())
+            assert row["distinct_truth"] == len(set(zip(known["archetype"], known["style"])))
             assert row["on_topic"] == 1.0
     assert df.set_index("prompt_id").loc[first, "on_topic"] == pytest.approx(3 / 4)
+
+
+def test_distinct_truth_counts_none_as_a_label(minilm, small_corpus) -> None:
+    from divwrite.data.corpus import detectors as corpus
+
+    table = small_corpus.truth_prompts
+    pid = table["prompt_id"].iloc[
+        2
+    ]  # its first four stories: (quest, classic) twice, (romance, dialogue), (revenge, dialogue)
+    stories = small_corpus.records[2]["comment_texts"][:4]
+    junk = ["Lorem ipsum dolor.", "Dolor sit amet, consectetur."]  # both (none, none)
+    assert {(corpus.detect_archetype(t), corpus.detect_style(t)) for t in junk} == {("none", "none")}
+    samples = {"stories": stories, "mixed": stories[:2] + junk, "junk": junk * 2}
+    elements = list(table["elements"].iloc[2])
+    df = evaluate_samples(
+        samples,
+        {p: "prompt" for p in samples},
+        reward_model=LengthReward(),
+        semantic=minilm,
+        style="stylometric",
+        truth_prompts={p: elements for p in samples},
+    ).set_index("prompt_id")
+    assert pid == small_corpus.truth_responses["prompt_id"].drop_duplicates().iloc[2]
+    assert df.loc["stories", "distinct_truth"] == 3.0  # two stories share (quest, classic)
+    assert df.loc["mixed", "distinct_truth"] == 3.0  # two different stories + the unrecognised pair as one
+    assert df.loc["mixed", "archetype_coverage"] == 2.0  # "none" not counted there
+    assert df.loc["junk", "distinct_truth"] == 1.0  # four unrecognised samples: one output, not four
 
 
 def test_evaluate_samples_truth_as_dict_or_table(minilm, small_corpus) -> None:

@@ -20,6 +20,7 @@ from divwrite.core.schema import GatesParams
 from divwrite.core.stage import GateError
 from divwrite.data.expectations import count_words
 from divwrite.data.gates import check_pairs, check_responses, write_summary
+from divwrite.weighting.deviation import QG_COLUMNS, weight_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 N_PROMPTS, PER_PROMPT = 12, 4
@@ -261,6 +262,27 @@ def test_clean_pairs_pass(pairs):
     # Without weight columns (the pair stage's output) the weight checks are simply absent.
     plain = check_pairs(pairs[PAIR_COLUMNS], BOUNDS)
     assert not any(e["column"].startswith("w_") for e in plain["expectations"].values())
+
+
+class LengthEmbedder:
+    """2-d embeddings from a text's length (the fixture's 4 lengths a prompt: 2 directions, 1.67 rad apart)."""
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        angles = np.array([(len(t) * 37 % 100) / 30.0 for t in texts])
+        return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def test_deviate_output_passes_with_every_weight_family(pairs):
+    """`weight_pairs`' columns, the quality-gated `w_*_qg` included, are weight families whose
+    per-prompt mean over R is 1 (docs/weighting.md), also with the minimum-weight floor."""
+    for min_weight in (0.0, 0.9):
+        weighted = weight_pairs(
+            pairs[PAIR_COLUMNS], {"sem": LengthEmbedder(), "sty": LengthEmbedder()}, min_weight=min_weight
+        )
+        assert set(QG_COLUMNS) <= set(weighted.columns) and (weighted["w_chosen_qg"] != 1.0).all()
+        exp = check_pairs(weighted, BOUNDS, name="deviate", min_weight=min_weight)["expectations"]
+        for fam in ("w_sem", "w_sty", "w_both", "w_qg"):
+            assert exp[f"pair_prompts/expect_column_values_to_be_between/{fam}_mean_minus_1"]["success"] is True
 
 
 def _equal_upvotes(df):

@@ -12,7 +12,10 @@ import pytest
 from scipy import stats
 
 from divwrite.evaluation.metrics import (
+    DISTINCT_THRESHOLD,
     compression_ratio,
+    distinct_by_distance,
+    distinct_classes,
     homogenization_rouge_l,
     mean_ci,
     mean_pairwise_cosine_distance,
@@ -162,6 +165,79 @@ def test_ngram_diversity_splits_on_single_spaces_only() -> None:
 
 def test_ngram_diversity_matches_diversity_package_readme() -> None:
     assert round(ngram_diversity(README_EXAMPLE, 4), 3) == 3.315
+
+
+# --- distinct outputs (NoveltyBench's distinct_k) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels, classes",
+    [
+        (["a", "a", "a", "a"], 1),  # all alike
+        (["a", "b", "c", "d"], 4),  # all differ: n
+        (["a", "b", "a", "b"], 2),  # two pairs
+        (["a", "a", "a", "b"], 2),
+        ([("quest", "terse"), ("quest", "lyrical"), ("heist", "terse"), ("quest", "terse")], 3),  # pairs as labels
+        ([("none", "terse"), ("none", "terse"), ("none", "lyrical"), ("quest", "none")], 3),  # "none" is a label
+        (["only"], 1),
+    ],
+)
+def test_distinct_classes_hand_computed(labels, classes) -> None:
+    assert distinct_classes(labels) == classes
+
+
+def test_distinct_classes_needs_labels() -> None:
+    with pytest.raises(ValueError):
+        distinct_classes([])
+
+
+def _unit(deg: float) -> list[float]:
+    return [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
+
+
+def test_distinct_by_distance_all_same_and_all_different() -> None:
+    same = np.array([[1.0, 2.0, 0.0]] * 4)  # cosine distance 0 between every pair
+    assert distinct_by_distance(same, 0.2) == 1
+    assert distinct_by_distance(np.eye(4), 0.2) == 4  # orthogonal: distance 1 between every pair
+    assert distinct_by_distance(np.eye(4) * [1.0, 3.0, 0.5, 7.0], 0.2) == 4  # rows are renormalised
+    assert distinct_by_distance(np.array([[0.3, 0.4]]), 0.2) == 1
+
+
+def test_distinct_by_distance_two_pairs() -> None:
+    # 0 deg ~ 10 deg (distance 1 - cos 10 = 0.0152), 90 deg ~ 100 deg; the pairs are >= 80 deg apart (>= 0.826)
+    emb = np.array([_unit(0), _unit(90), _unit(10), _unit(100)])
+    assert distinct_by_distance(emb, 0.2) == 2
+
+
+def test_distinct_by_distance_chain_is_one_component() -> None:
+    # a = 0 deg, b = 45 deg, c = 90 deg: d(a, b) = d(b, c) = 1 - cos 45 = 0.2929 < 0.5, d(a, c) = 1 >= 0.5.
+    a, b, c = _unit(0), _unit(45), _unit(90)
+    assert distinct_by_distance(np.array([a, b, c]), 0.5) == 1
+    assert distinct_by_distance(np.array([a, c, b]), 0.5) == 1  # order-free (greedy from a, c would give 2)
+    assert distinct_by_distance(np.array([a, c]), 0.5) == 2
+    assert distinct_by_distance(np.array([a, b, c]), 0.29) == 3  # below 1 - cos 45: no edge at all
+
+
+def test_distinct_by_distance_threshold_is_strict() -> None:
+    # orthogonal unit rows: cosine distance exactly 1.0 in floating point
+    emb = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert distinct_by_distance(emb, 1.0) == 2  # at the threshold: not equivalent
+    assert distinct_by_distance(emb, math.nextafter(1.0, 2.0)) == 1  # just above: equivalent
+    assert distinct_by_distance(emb, math.nextafter(1.0, 0.0)) == 2
+
+
+def test_distinct_by_distance_default_threshold_and_bad_input() -> None:
+    assert DISTINCT_THRESHOLD == 0.2
+    # 1 - cos 35 deg = 0.1808 < 0.2: one output by default; 1 - cos 37 deg = 0.2014: two
+    assert distinct_by_distance(np.array([_unit(0), _unit(35)])) == 1
+    assert distinct_by_distance(np.array([_unit(0), _unit(37)])) == 2
+    for tau in (0.0, -0.1, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            distinct_by_distance(np.eye(2), tau)
+    with pytest.raises(ValueError):
+        distinct_by_distance(np.zeros((0, 3)), 0.2)
+    with pytest.raises(ValueError):
+        distinct_by_distance(np.ones(3), 0.2)
 
 
 # --- mean and confidence interval ----------------------------------------------------------------

@@ -178,3 +178,20 @@ def test_cli_dry_run_prints_the_dvc_commands(tmp_path, monkeypatch, capsys):
         ["dvc", "exp", "run", "--run-all", "--jobs", "1"],
     ]
     assert not (tmp_path / "reports/seeds.json").exists()
+
+
+def test_true_quality_decides_beating_on_diversity_and_true_quality_together():
+    """The same margin on the ground truth: 0.2 x sd of b's seed-averaged true quality."""
+    base = tables()
+    dpo_truth = [0.0, 0.2, 0.4, 0.6]  # sd 0.2582 -> margin 0.0516
+    for drop, beats in [(0.0, True), (0.3, False)]:
+        with_truth = {}
+        for seed, t in base.items():
+            t = t.copy()
+            index = t["prompt_id"].map({p: i for i, p in enumerate(PROMPTS)})
+            t["true_quality"] = [dpo_truth[i] - (drop if m == "ddpo-both" else 0.0) for m, i in zip(t["method"], index)]
+            with_truth[seed] = t
+        (claim,) = claim_test(with_truth, [("ddpo-both", "dpo")], quality_margin=0.2, alpha=0.05)
+        v = claim["verdict"]
+        assert v["true_quality_within_margin"] is beats  # a constant difference: the interval is the point
+        assert v["beats_on_diversity_and_true_quality"] is (beats and v["claim_holds"])

@@ -1,4 +1,4 @@
-"""Results files and the quality-vs-diversity figure."""
+"""Results files and the figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from divwrite.evaluation.reporting import (
+from divwrite.evaluation.figures import (
     FIG_DPI,
     FIG_SIZE_IN,
     pareto_front,
@@ -17,9 +17,8 @@ from divwrite.evaluation.reporting import (
     plot_lexical_diversity,
     plot_pareto,
     plot_quality_vs_diversity,
-    validate_rows,
-    write_results,
 )
+from divwrite.evaluation.reporting import validate_rows, write_results
 from divwrite.evaluation.scoring import METRIC_COLUMNS, TRUTH_COLUMNS
 
 
@@ -168,6 +167,39 @@ def test_results_md_holds_comparisons_figures_and_examples(tmp_path: Path) -> No
         .splitlines()[0]
         .startswith("method,compression_ratio,compression_ratio_ci_low")
     )
+
+
+def test_distinct_outputs_in_every_results_file(tmp_path: Path) -> None:
+    rows = make_rows()
+    assert {"distinct_semantic", "distinct_truth"} <= set(rows[0])
+    paths = write_results(rows, tmp_path)
+    for m in ("distinct_semantic", "distinct_truth"):
+        assert json.loads(paths["results_json"].read_text())[1][m] == rows[1][m]
+        assert json.loads(paths["metrics_json"].read_text())["dpo"][m] == rows[1][m]["mean"]
+    md = paths["results_md"].read_text()
+    assert "| ngram_diversity | distinct_semantic | archetype_coverage |" in md.splitlines()[2]
+    assert "| style_entropy | distinct_truth | true_quality |" in md.splitlines()[2]
+    assert "- `distinct_truth`: distinct outputs (1..n)" in md
+    with paths["lexical_csv"].open() as f:
+        lexical = list(csv.DictReader(f))
+    assert float(lexical[3]["distinct_truth_ci_low"]) == rows[3]["distinct_truth"]["ci_low"]
+    assert float(lexical[0]["distinct_semantic"]) == rows[0]["distinct_semantic"]["mean"]
+    for row in rows:  # real data: no ground truth, its cells left empty
+        del row["distinct_truth"]
+    with write_results(rows, tmp_path / "real")["lexical_csv"].open() as f:
+        assert [r["distinct_truth"] for r in csv.DictReader(f)] == [""] * len(rows)
+
+
+@pytest.mark.parametrize("dropped", [(), ("distinct_truth",), ("distinct_semantic", "distinct_truth")])
+def test_lexical_figure_keeps_its_size_with_the_distinct_panel(tmp_path: Path, dropped: tuple[str, ...]) -> None:
+    import matplotlib.image
+
+    rows = make_rows()  # both distinct metrics; real data lacks the truth's; older results lack both
+    for row in rows:
+        for m in dropped:
+            del row[m]
+    path = plot_lexical_diversity(rows, tmp_path / "lexical_diversity.png")
+    assert matplotlib.image.imread(path).shape[:2] == (420, 1200)
 
 
 @pytest.mark.parametrize("plot", [plot_lexical_diversity, plot_pareto])

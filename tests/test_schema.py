@@ -86,6 +86,7 @@ def test_the_sections_are_read_only_and_methods_name_their_trainer():
     with pytest.raises(Exception, match="frozen"):
         params.pair.gap = 1.0
     assert Method(init="sft", loss="orpo", data="weighted", weights="sty").trainer_method == "dorpo-sty"
+    assert Method(init="sft", loss="dpo", data="weighted", weights="qg").trainer_method == "ddpo-qg"
     assert params.train.methods["dpo"].trainer_method == "dpo"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import typing
 
 import numpy as np
 import pandas as pd
@@ -10,9 +11,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from divwrite.core.schema import Method
 from divwrite.training.modeling import build_builtin_model, load_causal_lm, lora_config
-from divwrite.training.runs import build_sft_trainer, run_preference, run_sft
+from divwrite.training.runs import (
+    PREFERENCE_METHODS,
+    WEIGHT_VARIANTS,
+    build_sft_trainer,
+    parse_preference_method,
+    run_preference,
+    run_sft,
+)
 from divwrite.training.tokenizer import chat_messages, load_tokenizer, train_bpe_tokenizer
+from divwrite.weighting.deviation import QG_COLUMNS, WEIGHT_COLUMNS
 
 WORDS = "the a cat dog ran sat on mat night sky star ship sea storm old man woman child said".split()
 SFT = dict(epochs=3, learning_rate=1e-2, batch_size=8, warmup_ratio=0.1, seed=0, max_length=96)
@@ -98,6 +108,18 @@ def test_sft_learns_saves_and_is_deterministic(sft_dir, data, tokenizer, tmp_pat
     run_sft(tiny_model(tokenizer), tokenizer, responses, tmp_path, **SFT)
     a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weight_variants_agree_everywhere():
+    """Every `weights:` a method may name has a trainer method and a `w_chosen_<variant>` column
+    written by the deviate stage (`weight_pairs`), and vice versa."""
+    allowed = set(typing.get_args(typing.get_args(Method.model_fields["weights"].annotation)[0]))
+    columns = {c.removeprefix("w_chosen_") for c in WEIGHT_COLUMNS + QG_COLUMNS if c.startswith("w_chosen_")}
+    assert allowed == set(WEIGHT_VARIANTS) == columns == {"sem", "sty", "both", "qg"}
+    for v in WEIGHT_VARIANTS:
+        assert {f"ddpo-{v}", f"dorpo-{v}"} <= set(PREFERENCE_METHODS)
+        assert parse_preference_method(f"ddpo-{v}") == ("dpo", f"w_chosen_{v}")
+        assert parse_preference_method(f"dorpo-{v}") == ("orpo", f"w_chosen_{v}")
 
 
 def test_preference_methods(sft_dir, data, tmp_path):

@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--collect-only", action="store_true", help="only test the claim on finished experiments")
     seeds.add_argument("--force", action="store_true", help="re-run seeds this commit already has")
     seeds.add_argument("--baseline", default=None, help="with --collect-only: the commit the seeds were queued on")
+    calibrate = sub.add_parser(
+        "calibrate", help="one testbed configuration (sft, dpo, orpo) through the premise checks -> docs/calibration.*"
+    )
+    calibrate.add_argument("name", help="the configuration's name in docs/calibration.md and MLflow")
+    calibrate.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="a method-neutral lever, e.g. corpus.quality_noise_sd=0.2 (value read as YAML)")  # fmt: skip
+    calibrate.add_argument("--dir", type=Path, default=None, help="the persistent scratch copy (default .calibration/)")
     compare = sub.add_parser("compare", help="two MLflow runs (id or run name) side by side: metrics, differing params")
     compare.add_argument("run_a", help="run id or name, e.g. eval/dpo")
     compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
@@ -112,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(compare_runs(*runs, all_params=args.all_params), end="")  # noqa: T201 - the command's output
         return 0
+    if args.command == "calibrate":
+        from divwrite.ops.calibration import run_config
+
+        try:
+            return run_config(Path.cwd(), args.name, args.overrides, args.dir)
+        except ValueError as err:
+            logger.error("%s", err)
+            return 2
     if args.command == "seeds":
         from divwrite.ops.seeds import run_seeds
 

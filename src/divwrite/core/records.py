@@ -65,30 +65,33 @@ def prompt_rng(seed: int, pid: str) -> np.random.Generator:
     return np.random.default_rng([seed, key])
 
 
-def is_held_out(pid: str, fraction: float, seed: int) -> bool:
-    """Whether prompt `pid` is held out: the first 8 bytes of sha256(seed, pid) read as a
-    number in [0, 1) fall below `fraction`. A prompt's side depends on nothing but its id (a
-    hash of its text) and the seed, so adding or removing other prompts never moves it."""
+def _position(pid: str, seed: int) -> float:
+    """Prompt `pid`'s place in [0, 1): the first 8 bytes of sha256(seed, pid) as a fraction."""
     digest = hashlib.sha256(f"{seed}\x00{pid}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_held_out(pid: str, fraction: float, seed: int) -> bool:
+    """Whether prompt `pid` is held out: its place (sha256 of the seed and the id, a hash of
+    the prompt's text) falls below `fraction`. It depends on nothing but the prompt and the
+    seed, so adding or removing other prompts never moves it."""
+    return _position(pid, seed) < fraction
 
 
 def held_out_prompts(prompt_ids: Iterable[str], fraction: float, seed: int, param: str = "fraction") -> set[str]:
-    """The held-out prompt ids: each prompt independently by `is_held_out` (expected share
-    `fraction`), so the set depends on neither the row order nor the other prompts present:
-    appending data never moves an earlier prompt from one side to the other. With `0 <
-    fraction < 1` and prompts on only one side, ValueError (too few prompts for the fraction);
-    `param` names the setting in the messages."""
+    """The held-out prompt ids: each prompt by `is_held_out` (expected share `fraction`), so the
+    set depends on neither the row order nor the other prompts present: appending data never
+    moves an earlier prompt from one side to the other. Toy data only: with at least two
+    prompts, `0 < fraction < 1` and every prompt on one side, the one placed nearest the other
+    side crosses over, so each side has one (a new prompt can then take its place, until the
+    hash itself puts one on each side). `param` names the setting in the error message."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"{param} must be in [0, 1), got {fraction}")
     prompts = sorted(set(prompt_ids))
     held = {pid for pid in prompts if is_held_out(pid, fraction, seed)}
     if fraction > 0 and len(prompts) >= 2 and len(held) in (0, len(prompts)):
-        side = "held out" if not held else "kept"
-        raise ValueError(
-            f"{param}={fraction}: none of the {len(prompts)} prompts is {side} (a prompt's side is a hash of "
-            "its id and the seed); add prompts or change the fraction"
-        )
+        nearest = (min if not held else max)(prompts, key=lambda pid: _position(pid, seed))
+        held ^= {nearest}
     return held
 
 

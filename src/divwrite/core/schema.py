@@ -104,6 +104,8 @@ class CorpusParams(Section):
     mean_responses: Annotated[float, Field(gt=0.0)]
     max_responses: PositiveInt
     junk_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    quality_noise_sd: NonNegativeFloat  # the part of a story's quality that its text does not show
+    upvote_noise_sd: NonNegativeFloat  # readers' noise on top of the quality (log-upvotes)
 
 
 class FilterParams(Section):
@@ -278,6 +280,7 @@ class EvaluateParams(Section):
     max_prompts: NonNegativeInt  # 0 = all
     min_human_responses: PositiveInt
     confidence: Probability
+    distinct_threshold: Annotated[float, Field(gt=0.0, le=2.0)]  # cosine distance (evaluation.metrics)
 
 
 class PremiseParams(Section):

@@ -2,9 +2,10 @@
 
 For each test prompt, a method contributes a few samples (4 in the paper). Per prompt:
 quality = mean reward, semantic and style diversity = mean pairwise cosine distance of
-the embeddings, and the three lexical metrics of Shaib et al. (see `divwrite.evaluation.metrics`).
-On the built-in corpus, whose generator knows the truth, four ground-truth columns are
-added (see `TRUTH_COLUMNS`). `summarise` turns the per-prompt table into means with
+the embeddings, the three lexical metrics of Shaib et al. (see `divwrite.evaluation.metrics`)
+and the distinct outputs among the samples (NoveltyBench's distinct_k, by semantic distance).
+On the built-in corpus, whose generator knows the truth, ground-truth columns are added
+(see `TRUTH_COLUMNS`). `summarise` turns the per-prompt table into means with
 Student-t confidence intervals over prompts. The human responses of the test split are
 evaluated the same way (`human_samples`, the "gold" row).
 """
@@ -20,7 +21,10 @@ import pandas as pd
 from divwrite.core.records import prompt_rng
 from divwrite.core.schema import Method
 from divwrite.evaluation.metrics import (
+    DISTINCT_THRESHOLD,
     compression_ratio,
+    distinct_by_distance,
+    distinct_classes,
     homogenization_rouge_l,
     mean_ci,
     mean_pairwise_cosine_distance,
@@ -37,6 +41,10 @@ METRIC_COLUMNS: dict[str, str] = {
     "compression_ratio": "gzip compression ratio of the joined samples (lower = more diverse)",
     "homogenization": "mean ROUGE-L F over pairs of samples (lower = more diverse)",
     "ngram_diversity": "sum over n=1..4 of distinct/all n-grams (higher = more diverse)",
+    "distinct_semantic": (
+        "distinct outputs (1..n): groups of samples linked by semantic cosine distance below "
+        f"the threshold, {DISTINCT_THRESHOLD:g} by default (higher = more diverse)"
+    ),
 }
 # Ground-truth columns, built-in corpus only (its generator's detectors, `divwrite.data.corpus`).
 TRUTH_COLUMNS: dict[str, str] = {
@@ -44,6 +52,7 @@ TRUTH_COLUMNS: dict[str, str] = {
     "archetype_entropy": "Shannon entropy (bits) of the samples' plot archetypes (higher = more diverse)",
     "style_coverage": "distinct writing styles among the samples (higher = more diverse)",
     "style_entropy": "Shannon entropy (bits) of the samples' writing styles (higher = more diverse)",
+    "distinct_truth": "distinct outputs (1..n): distinct (archetype, style) pairs among the samples (higher = more diverse)",
     "true_quality": "mean latent quality of the samples (higher = better)",
     "on_topic": "share of samples that mention every element of the prompt (higher = better)",
 }
@@ -111,16 +120,28 @@ def evaluate_samples(
     style: str | Embedder,
     truth_prompts: Mapping[str, Sequence[str]] | pd.DataFrame | None = None,
     batch_size: int = 64,
+    distinct_threshold: float = DISTINCT_THRESHOLD,
 ) -> pd.DataFrame:
     """One row per prompt (sorted by prompt_id): `prompt_id`, `n_samples` and every metric
-    of `METRIC_COLUMNS`; with `truth_prompts` (prompt_id -> elements, or the corpus's
-    truth_prompts table) also `TRUTH_COLUMNS`:
+    of `METRIC_COLUMNS`, `distinct_semantic` being `metrics.distinct_by_distance` of the
+    semantic embeddings at `distinct_threshold`; with `truth_prompts` (prompt_id -> elements,
+    or the corpus's truth_prompts table) also `TRUTH_COLUMNS`:
 
     - archetype_coverage: number of distinct `corpus.detect_archetype` labels among the
       samples, "none" (undecidable) not counted;
     - archetype_entropy: Shannon entropy in bits of those labels' distribution among the
       samples, "none" left out (`label_entropy`; 4 samples: 0 = all alike, 2 = all differ);
     - style_coverage, style_entropy: the same with `corpus.detect_style`;
+    - distinct_truth: distinct outputs (`metrics.distinct_classes`), two samples being the
+      same output when they have the same (archetype, style) pair; "none" (undecidable) is a
+      label like any other: two samples with the same pair are one output even when it holds
+      "none" (e.g. no recognisable plot, same style), not one each. Distinct outputs count
+      samples the truth can tell apart: two samples with no recognisable plot give no
+      evidence of being different plots, and counting each unrecognised sample as new
+      would score unrecognisable text as maximally diverse (4 of them: 4). Rare in practice:
+      the detectors give "none" to 0.5% (archetype) and 3.3% (style) of the run of record's
+      1,600 generated samples, and the other choice gives the same count on all of its 400
+      prompt-sets;
     - true_quality: mean `corpus.true_quality(text, elements)`;
     - on_topic: share of samples with `corpus.on_topic(text, elements)`.
 
@@ -164,6 +185,7 @@ def evaluate_samples(
             "compression_ratio": compression_ratio(group),
             "homogenization": homogenization_rouge_l(group),
             "ngram_diversity": ngram_diversity(group),
+            "distinct_semantic": float(distinct_by_distance(sem[lo:hi], distinct_threshold)),
         }
         if truth is not None:
             els = elements[pid]
@@ -173,6 +195,7 @@ def evaluate_samples(
             row["archetype_entropy"] = label_entropy(archetypes)
             row["style_coverage"] = float(len(set(styles) - {"none"}))
             row["style_entropy"] = label_entropy(styles)
+            row["distinct_truth"] = float(distinct_classes(list(zip(archetypes, styles))))
             row["true_quality"] = float(np.mean([truth.true_quality(t, els) for t in group]))
             row["on_topic"] = float(np.mean([bool(truth.on_topic(t, els)) for t in group]))
         rows.append(row)

@@ -181,7 +181,7 @@ def _metric_names(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, Path]:
     """`reports/ablation.json` (the rows), `.csv` (one line per experiment and method), `.md`
-    (the same as a table) and `.png` (Figure 3, `reporting.plot_ablation`, when any grid point
+    (the same as a table) and `.png` (Figure 3, `figures.plot_ablation`, when any grid point
     has results) under `root`."""
     paths = {k: root / v for k, v in RESULT_FILES.items()}
     write_json(list(rows), paths["json"])
@@ -211,7 +211,7 @@ def write_ablation(rows: Sequence[Mapping[str, Any]], root: Path) -> dict[str, P
     ]
     md += ["| " + " | ".join(cell(v) for v in line) + " |" for line in lines]
     if any(r.get("metrics") for r in rows):
-        from divwrite.evaluation.reporting import plot_ablation
+        from divwrite.evaluation.figures import plot_ablation
 
         plot_ablation(rows, paths["png"])
         md += ["", "![Figure 3: quality and diversity against responses per prompt](ablation.png)"]

@@ -22,7 +22,9 @@ scored on the same test prompts.
   is "within the margin" when the lower end of the interval of the quality difference is
   above `-quality_margin * sd`, sd being the spread over prompts of b's seed-averaged
   quality (a standardised non-inferiority margin; 0.2 is Cohen's "small" effect). The claim
-  holds when both do.
+  holds when both do. Where the ground truth exists, the same margin on the true quality
+  (sd of b's seed-averaged true quality) decides `true_quality_within_margin`, and a "beats b
+  on diversity and true quality together" when the claim holds and that does too.
 
 `write_seeds` writes `reports/seeds.json`, `reports/seeds.md` and `reports/seeds.png` (Figure
 2 from the seed-averaged per-prompt values).
@@ -135,6 +137,17 @@ def claim_test(
             if m in per_metric
         }
         within = bool(quality["ci_low"] > -margin)
+        verdict = {
+            "more_diverse": diversity,
+            "quality_within_margin": within,
+            "claim_holds": bool(all(diversity.values()) and within),
+        }
+        if "true_quality" in per_metric:
+            true_margin = quality_margin * float(_by_prompt(averaged, b, "true_quality").std(ddof=1))
+            verdict["true_quality_within_margin"] = bool(per_metric["true_quality"]["ci_low"] > -true_margin)
+            verdict["beats_on_diversity_and_true_quality"] = (
+                verdict["claim_holds"] and verdict["true_quality_within_margin"]
+            )
         out.append(
             {
                 "a": a,
@@ -144,11 +157,7 @@ def claim_test(
                 "n_prompts": int(quality["n"]),
                 "metrics": per_metric,
                 "quality_margin": margin,
-                "verdict": {
-                    "more_diverse": diversity,
-                    "quality_within_margin": within,
-                    "claim_holds": bool(all(diversity.values()) and within),
-                },
+                "verdict": verdict,
             }
         )
     return out
@@ -212,7 +221,7 @@ def write_seeds(
     tables: Mapping[Any, pd.DataFrame], spec: ReplicateParams, root: Path, confidence: float = 0.95
 ) -> dict[str, Path]:
     """`reports/seeds.{json,md,png}` under `root` from the seeds' per-prompt tables."""
-    from divwrite.evaluation.reporting import plot_quality_vs_diversity
+    from divwrite.evaluation.figures import plot_quality_vs_diversity
 
     shown = ["sft", *spec.methods, "human"]
     present = [m for m in dict.fromkeys(shown) if all((t["method"] == m).any() for t in tables.values())]

@@ -4,9 +4,10 @@
   turn, response as the assistant turn), loss on the completion only.
 - `run_preference`, starting from the SFT model: TRL's DPO loss ("dpo",
   `LengthGroupedDPOTrainer`) or `DeviationWeightedDPOTrainer` ("ddpo-sem" / "ddpo-sty" /
-  "ddpo-both"), with the SFT model as the reference policy; TRL's ORPO loss ("orpo",
-  `LengthGroupedORPOTrainer`) or `DeviationWeightedORPOTrainer` ("dorpo-sem" / "dorpo-sty" /
-  "dorpo-both"), reference-free. Every trainer batches examples of similar length.
+  "ddpo-both", and "ddpo-qg": quality-gated weights, docs/weighting.md), with the SFT model as
+  the reference policy; TRL's ORPO loss ("orpo", `LengthGroupedORPOTrainer`) or
+  `DeviationWeightedORPOTrainer` ("dorpo-sem" / "dorpo-sty" / "dorpo-both" / "dorpo-qg"),
+  reference-free. Every trainer batches examples of similar length.
   Weighted methods weight each pair by its `w_chosen_<variant>`. DivPO needs no method of its
   own: it is plain "dpo" on the DivPO pairs.
 
@@ -52,7 +53,8 @@ with warnings.catch_warnings():
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_VARIANTS = ("sem", "sty", "both")
+# The `w_chosen_<variant>` columns of the `deviate` stage (qg: quality-gated, docs/weighting.md).
+WEIGHT_VARIANTS = ("sem", "sty", "both", "qg")
 PREFERENCE_METHODS = (
     "dpo",
     *(f"ddpo-{v}" for v in WEIGHT_VARIANTS),
@@ -287,9 +289,9 @@ def run_preference(
     arguments as `build_preference_trainer`, checkpoints and `fingerprint` as `run_sft`.
 
     `method` (one of `PREFERENCE_METHODS`) is "dpo" (TRL's `DPOTrainer` loss,
-    `LengthGroupedDPOTrainer`), "ddpo-sem" / "ddpo-sty" / "ddpo-both"
+    `LengthGroupedDPOTrainer`), "ddpo-sem" / "ddpo-sty" / "ddpo-both" / "ddpo-qg"
     (`DeviationWeightedDPOTrainer`), "orpo" (TRL's ORPO loss, `LengthGroupedORPOTrainer`) or
-    "dorpo-sem" / "dorpo-sty" / "dorpo-both"
+    "dorpo-sem" / "dorpo-sty" / "dorpo-both" / "dorpo-qg"
     (`DeviationWeightedORPOTrainer`); a weighted method takes each pair's weight from
     `pairs_df["w_chosen_<variant>"]` (a missing column is a `ValueError`). `beta` is DPO's beta
     and ORPO's lambda.

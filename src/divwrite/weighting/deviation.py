@@ -5,7 +5,9 @@ rare responses deviate most. Per prompt, deviations of each embedder are min-max
 to [-1, 1], combined across embedders by a geometric mean on [0, 1], and turned into
 weights with mean 1 over the prompt's responses. Each pair carries the weights of its
 chosen and rejected response for three embedder sets: semantic only (`sem`), style only
-(`sty`) and both (`both`).
+(`sty`) and both (`both`), and for the quality-gated variant (`qg`, docs/weighting.md: not in
+the paper), which rewards only the responses of the prompt's better half for deviating, and
+measures their deviation from the better half.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from divwrite.weighting.embedders import EMBEDDER_KEYS, Embedder
 VARIANTS: dict[str, tuple[str, ...]] = {"sem": ("sem",), "sty": ("sty",), "both": ("sem", "sty")}
 WEIGHT_COLUMNS = [f"w_{side}_{v}" for v in VARIANTS for side in ("chosen", "rejected")]
 DEVIATION_COLUMNS = [f"dev_chosen_{k}" for k in EMBEDDER_KEYS]
+# The quality-gated variant (docs/weighting.md) combines both embedders; its columns come
+# after all of the above, so the paper's columns keep their place.
+QG_EMBEDDERS: tuple[str, ...] = EMBEDDER_KEYS
+QG_COLUMNS = ["w_chosen_qg", "w_rejected_qg"]
 
 # Values whose spread is below this share of their scale count as "all equal": float
 # noise must not be stretched to [-1, 1] (two responses have equal deviations in exact
@@ -85,6 +91,63 @@ def deviation_weights(s: np.ndarray, min_weight: float = 0.0) -> np.ndarray:
     return w
 
 
+def good_half(scores: np.ndarray) -> np.ndarray:
+    """The good half G of R, docs/weighting.md: `score_j >= median_k score_k` (ties included;
+    never empty for a non-empty R). A boolean mask over R."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool)
+    if not np.isfinite(x).all():
+        raise ValueError("good_half: scores must be finite")
+    return x >= np.median(x)
+
+
+def deviation_from(emb: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Deviation from a subset G of R, docs/weighting.md:
+    `g(i) = mean over j in G, j != i of (1 - cos(e_i, e_j))`, for every row i of `emb` (R);
+    where `G` minus i is empty, `deviation(emb)[i]` (METHOD.md's `d(i)` over R). Rows are
+    (re)normalised; O(n * dim) in float64, as `deviation`."""
+    e = np.asarray(emb, dtype=np.float64)
+    inside = np.asarray(members, dtype=bool)
+    if len(e) == 0:
+        return np.zeros(0)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    # sum_{j in G, j != i} cos(e_i, e_j) = e_i . (sum_{j in G} e_j) - [i in G] e_i . e_i
+    others = e @ e[inside].sum(axis=0) - inside * np.einsum("ij,ij->i", e, e)
+    count = inside.sum() - inside.astype(np.int64)
+    g = deviation(e)  # the fallback where G minus i is empty
+    has = count > 0
+    g[has] = 1.0 - others[has] / count[has]
+    return g
+
+
+def quality_gated_weights(embs: Sequence[np.ndarray], scores: np.ndarray, min_weight: float = 0.0) -> np.ndarray:
+    """Quality-gated deviation weight, docs/weighting.md (a variant, not in the paper).
+
+    For one prompt's responses R (rows of each array in `embs`, one array per embedder e of
+    the set E; `scores` their transformed scores, METHOD.md step 1):
+    `G = {j : score_j >= median_k score_k}` (`good_half`);
+    `g_e(i) = mean over j in G, j != i of (1 - cos(e_i, e_j))` (`deviation_from`);
+    `g_e` min-max mapped over R to [-1, 1] (`minmax_signed`);
+    `s(i) = 2 * prod_e((g_e(i) + 1) / 2) ** (1/|E|) - 1` (`combine_geometric`), `u_i = (s(i) + 1) / 2`;
+    `w(i) = (1 + [i in G] u_i) / mean_{j in R}(1 + [j in G] u_j)`, then `w <- max(w, min_weight)`
+    when `min_weight > 0`.
+    Mean 1 over R (before the floor; all equal -> 1), every weight in [1/2, 2] and never 0; a
+    response below the median gets the base weight `1 / mean`, one of G at most twice it.
+    """
+    if len(embs) == 0:
+        raise ValueError("quality_gated_weights needs at least one embedding array")
+    good = good_half(scores)
+    mapped = []
+    for emb in embs:
+        if len(emb) != len(good):
+            raise ValueError(f"quality_gated_weights: {len(emb)} embeddings for {len(good)} scores")
+        mapped.append(minmax_signed(deviation_from(emb, good)))
+    u = (combine_geometric(mapped) + 1.0) / 2.0
+    # deviation_weights(b) = (b + 1) / mean(b + 1) with the same all-equal rule and floor
+    return deviation_weights(np.where(good, u, 0.0), min_weight)
+
+
 def select_pairs(
     pairs_of_prompt: pd.DataFrame, max_responses: int = 0, high_quality_first: bool = False
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -132,11 +195,14 @@ def weight_pairs(
     once per embedder, in batches of `batch_size` across all prompts. Per prompt, R and
     the kept pairs come from `select_pairs`; for each embedder, `deviation` over R then
     `minmax_signed`; for each variant (`sem`: E = {sem}, `sty`: E = {sty}, `both`:
-    E = {sem, sty}), `combine_geometric` then `deviation_weights`.
+    E = {sem, sty}), `combine_geometric` then `deviation_weights`; and
+    `quality_gated_weights` (E = {sem, sty}) with the responses' `chosen_score` /
+    `rejected_score`.
 
     Output: the kept pairs (all input columns), sorted by prompt id and `pair_index`,
-    plus `w_chosen_<v>`, `w_rejected_<v>` for v in sem, sty, both, and the raw
-    deviations `dev_chosen_sem`, `dev_chosen_sty` of the chosen responses.
+    plus `w_chosen_<v>`, `w_rejected_<v>` for v in sem, sty, both, the raw
+    deviations `dev_chosen_sem`, `dev_chosen_sty` of the chosen responses, then
+    `w_chosen_qg`, `w_rejected_qg`.
     """
     missing = [k for k in EMBEDDER_KEYS if k not in embedders]
     if missing:
@@ -146,30 +212,36 @@ def weight_pairs(
         for pid, group in pairs_df.groupby("prompt_id", sort=True)
     ]
     if not groups:
-        return pairs_df.assign(**{c: pd.Series(dtype=np.float64) for c in WEIGHT_COLUMNS + DEVIATION_COLUMNS})
+        new = WEIGHT_COLUMNS + DEVIATION_COLUMNS + QG_COLUMNS
+        return pairs_df.assign(**{c: pd.Series(dtype=np.float64) for c in new})
     out = pd.concat([kept for _, kept, _ in groups]).sort_values(["prompt_id", "pair_index"], kind="stable")
     out = out.reset_index(drop=True)
 
     # Responses are keyed by (prompt id, response id): ids need not be unique across prompts.
-    text_of = {}
+    text_of, score_of = {}, {}
     for side in ("chosen", "rejected"):
         text_of.update(zip(zip(out["prompt_id"], out[f"{side}_id"]), out[side]))
+        score_of.update(zip(zip(out["prompt_id"], out[f"{side}_id"]), out[f"{side}_score"]))
     keys = [(pid, rid) for pid, _, ids in groups for rid in ids]
     embedded = {k: _embed_unique([text_of[key] for key in keys], embedders[k], batch_size) for k in EMBEDDER_KEYS}
 
-    weight: dict[str, dict[tuple[str, str], float]] = {v: {} for v in VARIANTS}
+    weight: dict[str, dict[tuple[str, str], float]] = {v: {} for v in (*VARIANTS, "qg")}
     raw: dict[str, dict[tuple[str, str], float]] = {k: {} for k in EMBEDDER_KEYS}
     for pid, _, ids in groups:
         r = [(pid, rid) for rid in ids]
-        mapped = {}
+        vectors, mapped = {}, {}
         for k in EMBEDDER_KEYS:
             emb, row = embedded[k]
-            d = deviation(emb[[row[text_of[key]] for key in r]])
+            vectors[k] = emb[[row[text_of[key]] for key in r]]
+            d = deviation(vectors[k])
             raw[k].update(zip(r, d.tolist()))
             mapped[k] = minmax_signed(d)
         for v, embedder_set in VARIANTS.items():
             w = deviation_weights(combine_geometric([mapped[k] for k in embedder_set]), min_weight)
             weight[v].update(zip(r, w.tolist()))
+        scores = np.array([score_of[key] for key in r], dtype=np.float64)
+        w = quality_gated_weights([vectors[k] for k in QG_EMBEDDERS], scores, min_weight)
+        weight["qg"].update(zip(r, w.tolist()))
 
     chosen = list(zip(out["prompt_id"], out["chosen_id"]))
     rejected = list(zip(out["prompt_id"], out["rejected_id"]))
@@ -178,6 +250,8 @@ def weight_pairs(
         out[f"w_rejected_{v}"] = np.array([weight[v][key] for key in rejected], dtype=np.float64)
     for k in EMBEDDER_KEYS:
         out[f"dev_chosen_{k}"] = np.array([raw[k][key] for key in chosen], dtype=np.float64)
+    out["w_chosen_qg"] = np.array([weight["qg"][key] for key in chosen], dtype=np.float64)
+    out["w_rejected_qg"] = np.array([weight["qg"][key] for key in rejected], dtype=np.float64)
     return out
 
 

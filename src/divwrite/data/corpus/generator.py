@@ -198,12 +198,16 @@ def generate_corpus(
     mean_responses: float = 11.0,
     max_responses: int = 60,
     junk_rate: float = 0.06,
+    quality_noise_sd: float = QUALITY_NOISE_SD,
+    upvote_noise_sd: float = UPVOTE_NOISE_SD,
 ) -> Corpus:
     """Generate `n_prompts` WP-shaped records with known archetype, style and quality.
 
     `mean_responses` is the mean number of comments per prompt (junk included), drawn as
     2 + NegativeBinomial and capped at `max_responses`; each comment is junk with
-    probability `junk_rate` while at least 2 real stories remain. Same arguments, same
+    probability `junk_rate` while at least 2 real stories remain. A story's latent quality has
+    the noise `quality_noise_sd` (what its text does not show) and its log-upvotes the readers'
+    noise `upvote_noise_sd` on top. Same arguments, same
     output (one `numpy.random.Generator(seed)`). See the package docstring
     (`divwrite.data.corpus`) for the design.
     """
@@ -265,8 +269,8 @@ def generate_corpus(
             else:
                 kind = ""
                 body = write_story(rng, elements, archetype, style)
-                latent = ARCHETYPE_QUALITY[archetype] + STYLE_QUALITY[style] + float(rng.normal(0.0, QUALITY_NOISE_SD))
-                log_votes = UPVOTE_BASE + exposure + UPVOTE_SLOPE * latent + float(rng.normal(0.0, UPVOTE_NOISE_SD))
+                latent = ARCHETYPE_QUALITY[archetype] + STYLE_QUALITY[style] + float(rng.normal(0.0, quality_noise_sd))
+                log_votes = UPVOTE_BASE + exposure + UPVOTE_SLOPE * latent + float(rng.normal(0.0, upvote_noise_sd))
                 votes = int(math.floor(math.exp(log_votes)))
             texts.append(body)
             scores.append(votes)
