@@ -121,3 +121,28 @@ def test_the_report_is_met_only_when_every_check_is():
         sft_samples=texts, table=t, chosen_logp_change={},
     )  # fmt: skip
     assert not worse["all_met"] and "**not met**" in premise_markdown(worse)
+
+
+def test_premise_over_seeds_counts_the_seeds_each_check_is_met_in():
+    from divwrite.evaluation.premise import premise_over_seeds, premise_seeds_markdown
+
+    def report(signal: float) -> dict:
+        check = {"value": 1.0, "threshold": 0.95, "met": True}
+        return {
+            "checks": {
+                "P1_signal": {"value": signal, "threshold": 0.75, "met": signal >= 0.75, "ties": 0.0, "n_pairs": 9},
+                "P2_reward_model": {**check, "truth_spearman": 0.4},
+                "P3_base_on_topic": check,
+                "P3_base_recognised": check,
+                "P4_preference_tuning": {"dpo": {"true_quality_gain": {**check, "ci": [0.1, 0.2]}}},
+                "P5_narrowing": {"style_entropy": {**check, "ci": [0.1, 0.2], "others": {}}},
+            },
+            "all_met": signal >= 0.75,
+            "chosen_logp_change": {"dpo": -1.0},
+        }
+
+    summary = premise_over_seeds({"43": report(0.7), "42": report(0.8), "44": report(0.9)})
+    assert summary["seeds"] == ["42", "43", "44"] and summary["all_met_seeds"] == ["42", "44"]
+    assert summary["checks"]["P1_signal"]["met_in"] == 2 and summary["checks"]["P4_dpo_true_quality_gain"]["met_in"] == 3
+    md = premise_seeds_markdown(summary)
+    assert "every check met in 2 (42, 44)" in md and "| P1_signal | 0.800 | 0.700 ✗ | 0.900 | 2/3 |" in md

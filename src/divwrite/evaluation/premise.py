@@ -201,3 +201,54 @@ def premise_markdown(report: Mapping[str, Any], digits: int = 3) -> str:
     lines += ["", f"Change of the chosen stories' log-probability over training (nats per story): {changes}."]
     verdict = "all met" if report["all_met"] else "NOT all met"
     return "\n".join([f"Premise checks: **{verdict}**.", "", *lines]) + "\n"
+
+
+def _flat_checks(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check name -> {value, met} of one report (P4 per method and part, P5 per metric)."""
+    c = report["checks"]
+    flat = {k: c[k] for k in ("P1_signal", "P2_reward_model", "P3_base_on_topic", "P3_base_recognised")}
+    flat |= {f"P4_{m}_{part}": v for m, parts in c["P4_preference_tuning"].items() for part, v in parts.items()}
+    flat |= {f"P5_{metric}": v for metric, v in c["P5_narrowing"].items()}
+    return {name: {"value": check.get("value"), "met": bool(check["met"])} for name, check in flat.items()}
+
+
+def premise_over_seeds(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The premise over seeds (seed -> `premise_report`): per check, each seed's value and
+    verdict and in how many seeds it was met; `all_met_seeds`, the seeds where every check was."""
+    seeds = sorted(reports, key=int)
+    per_seed = {s: _flat_checks(reports[s]) for s in seeds}
+    names = list(dict.fromkeys(n for s in seeds for n in per_seed[s]))
+    checks = {
+        name: {
+            "values": {s: per_seed[s].get(name, {}).get("value") for s in seeds},
+            "met": {s: per_seed[s].get(name, {}).get("met", False) for s in seeds},
+        }
+        for name in names
+    }
+    for check in checks.values():
+        check["met_in"] = sum(check["met"].values())
+    return {
+        "seeds": seeds,
+        "checks": checks,
+        "all_met_seeds": [s for s in seeds if reports[s]["all_met"]],
+        "chosen_logp_change": {s: dict(reports[s]["chosen_logp_change"]) for s in seeds},
+    }
+
+
+def premise_seeds_markdown(summary: Mapping[str, Any], digits: int = 3) -> str:
+    """One row per check, one column per seed (value, ✗ where not met), and how many seeds met it."""
+    seeds = summary["seeds"]
+    lines = [
+        "| check | " + " | ".join(f"seed {s}" for s in seeds) + " | met in |",
+        "|---|" + "---:|" * (len(seeds) + 1),
+    ]
+    for name, check in summary["checks"].items():
+        cells = []
+        for s in seeds:
+            value = check["values"][s]
+            text = "-" if value is None else f"{value:.{digits}f}"
+            cells.append(text + ("" if check["met"][s] else " ✗"))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {check['met_in']}/{len(seeds)} |")
+    met = summary["all_met_seeds"]
+    head = f"Premise over {len(seeds)} seeds: every check met in {len(met)} ({', '.join(met) or 'none'})."
+    return "\n".join([head, "", *lines]) + "\n"

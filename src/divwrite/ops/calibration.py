@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from divwrite.core.files import read_json, write_text
-from divwrite.core.params import flatten, read_params, set_param, validate_params
+from divwrite.core.params import flatten, parse_yaml, read_params, set_param, validate_params
 from divwrite.core.tracking import configure
 from divwrite.ops.pipeline import prepare_smoke_copy, run_pipeline
 
@@ -55,7 +55,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
             raise ValueError(f"override {item!r}: expected key=value (e.g. dpo.learning_rate=5e-5)")
         if any(key == r or key.startswith(f"{r}.") for r in REFUSED):
             raise ValueError(f"{key}: not a method-neutral lever; calibration may not set {', '.join(REFUSED)}")
-        flat[key] = yaml.safe_load(value)
+        flat[key] = parse_yaml(value)  # YAML, as params.yaml is read: 5e-5 is a number
     return flat
 
 
@@ -97,7 +97,7 @@ def log_to_mlflow(root: Path, row: Mapping[str, Any]) -> None:
     metrics |= {f"results.{k}": v for k, v in flatten(row["results"]).items()}
     metrics |= {"premise.all_met": float(row["premise"]["all_met"]), "seconds": float(row["seconds"])}
     with mlflow.start_run(experiment_id=experiment_id, run_name=row["name"], tags={"divwrite.kind": "calibration"}):
-        mlflow.log_params({k: str(v) for k, v in row["overrides"].items()} or {"(defaults)": "params.yaml"})
+        mlflow.log_params({k: str(v) for k, v in row["overrides"].items()} or {"overrides": "none"})
         mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in metrics.items()})
 
 

@@ -32,6 +32,7 @@ scored on the same test prompts.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from divwrite.core.files import write_json, write_text
+from divwrite.core.files import read_json, write_json, write_text
 from divwrite.core.params import load_params
 from divwrite.core.schema import Params, ReplicateParams
 from divwrite.evaluation.metrics import paired_comparison, paired_test
+from divwrite.evaluation.premise import premise_over_seeds, premise_seeds_markdown
 from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
 from divwrite.ops.experiments import (
     EVALUATION_TABLE,
@@ -60,6 +62,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "seed"
 WORKSPACE = "workspace"
 RESULT_FILES = {"json": "reports/seeds.json", "md": "reports/seeds.md", "png": "reports/seeds.png"}
+PREMISE_REPORT = "reports/premise.json"  # the premise stage's, one per seed
+PREMISE_FILES = {"json": "reports/premise_seeds.json", "md": "reports/premise_seeds.md"}
 DIVERSITY_CLAIM = ["semantic_diversity", "style_diversity", "archetype_coverage"]
 
 
@@ -288,5 +292,36 @@ def run_seeds(
         logger.error("%s (see `dvc queue logs seed-<N>`)", err)
         return 1
     paths = write_seeds(tables, params.replicate, root, params.evaluate.confidence)
+    premises = collect_premises(root, params, points, baseline)
+    if premises:
+        summary = premise_over_seeds(premises)
+        write_json(summary, root / PREMISE_FILES["json"])
+        write_text(premise_seeds_markdown(summary), root / PREMISE_FILES["md"])
+        print(premise_seeds_markdown(summary))  # noqa: T201 - the premise over the seeds is the command's output too
     print(paths["md"].read_text(encoding="utf-8"))  # noqa: T201 - the claim's tables are the command's output
     return 0
+
+
+def collect_premises(
+    root: Path, params: Params, points: Sequence[SeedPoint], baseline: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """seed -> its `reports/premise.json` (the workspace's for `params.seed`, each successful
+    experiment's from its commit); seeds without one are left out."""
+    import dvc.api
+
+    found = experiments(exp_show(root, baseline))
+    premises: dict[str, dict[str, Any]] = {}
+    workspace = root / PREMISE_REPORT
+    if workspace.exists() and read_json(workspace).get("ground_truth"):
+        premises[str(params.seed)] = read_json(workspace)
+    for point in points:
+        exp = found.get(point.name)
+        if exp is None or exp.state != "success":
+            continue
+        try:
+            report = json.loads(dvc.api.read(PREMISE_REPORT, repo=str(root), rev=exp.rev))
+        except (FileNotFoundError, OSError, ValueError):  # an experiment from before the premise stage
+            continue
+        if report.get("ground_truth"):
+            premises[str(point.seed)] = report
+    return premises
