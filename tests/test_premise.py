@@ -29,16 +29,16 @@ def story(archetype: str, style: str, seed: int = 0) -> str:
 
 def test_signal_is_the_share_of_pairs_whose_chosen_is_truly_better_ties_against():
     # noise-free quality of an on-topic story = ARCHETYPE_QUALITY + STYLE_QUALITY
-    best = ARCHETYPE_QUALITY["homecoming"] + STYLE_QUALITY["lyrical"]
-    plain = ARCHETYPE_QUALITY["quest"] + STYLE_QUALITY["classic"]
+    best = ARCHETYPE_QUALITY["quest"] + STYLE_QUALITY["classic"]
+    plain = ARCHETYPE_QUALITY["romance"] + STYLE_QUALITY["dialogue"]
     assert best > plain
     pairs = pd.DataFrame(
         {
             "prompt_id": ["p"] * 4,
-            "chosen": [story("homecoming", "lyrical"), story("quest", "classic", 1),
-                       story("quest", "classic", 2), story("mystery", "confessional")],
-            "rejected": [story("quest", "classic", 3), story("homecoming", "lyrical", 4),
-                         story("quest", "classic", 5), story("heist", "terse")],
+            "chosen": [story("quest", "classic"), story("romance", "dialogue", 1),
+                       story("romance", "dialogue", 2), story("mystery", "confessional")],
+            "rejected": [story("romance", "dialogue", 3), story("quest", "classic", 4),
+                         story("romance", "dialogue", 5), story("heist", "terse")],
         }
     )  # fmt: skip
     # right, wrong, tie, right -> 2 of 4 strictly higher; 1 tie
@@ -143,6 +143,8 @@ def test_premise_over_seeds_counts_the_seeds_each_check_is_met_in():
 
     summary = premise_over_seeds({"43": report(0.7), "42": report(0.8), "44": report(0.9)})
     assert summary["seeds"] == ["42", "43", "44"] and summary["all_met_seeds"] == ["42", "44"]
-    assert summary["checks"]["P1_signal"]["met_in"] == 2 and summary["checks"]["P4_dpo_true_quality_gain"]["met_in"] == 3
+    assert (
+        summary["checks"]["P1_signal"]["met_in"] == 2 and summary["checks"]["P4_dpo_true_quality_gain"]["met_in"] == 3
+    )
     md = premise_seeds_markdown(summary)
     assert "every check met in 2 (42, 44)" in md and "| P1_signal | 0.800 | 0.700 ✗ | 0.900 | 2/3 |" in md

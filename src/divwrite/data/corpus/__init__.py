@@ -56,15 +56,22 @@ Style axis: 5 narrative styles (`STYLES`)
 Popularity (what writers pick) and quality (what readers like)
     Archetype and style are drawn independently per story from the skewed
     `ARCHETYPE_POPULARITY` (40/25/13/10/7/5 %) and `STYLE_POPULARITY` (40/25/17/11/7 %).
-    Latent quality = ARCHETYPE_QUALITY[a] + STYLE_QUALITY[s] + N(0, 0.6). The common
-    choices are mediocre; several rare archetypes (mystery, revenge, homecoming) and rare
-    styles (confessional, lyrical) are good, with no single runaway best (with one best
-    rare archetype, deviation weighting can collapse onto it: findings.md); and one rare
-    choice on each axis (heist, terse) is the worst, so rarity alone is not rewarded.
+    Latent quality = ARCHETYPE_QUALITY[a] + STYLE_QUALITY[s] + N(0, `quality_noise_sd`).
+    Quality concentrates where writers already crowd: the most popular archetype (quest,
+    0.5) and style (classic, 0.3) are the best, as the familiar crowd-pleaser is on Reddit,
+    so training toward quality narrows the output (the premise P5: preference tuning
+    narrows). Several rare choices come close (homecoming 0.45, mystery 0.4, revenge 0.3;
+    lyrical 0.25, confessional 0.2): rare good writing exists for deviation weighting to
+    find, with no rare runaway best (with one, deviation weighting can collapse onto it:
+    findings.md). One popular choice is mediocre (romance 0.0; dialogue 0.0) and one rare
+    choice on each axis is the worst (heist -0.3, terse -0.2), so rarity alone is not
+    rewarded. (Until Dec 2026 the popular choices were mediocre and the rare ones best;
+    preference tuning then spread the output over the rare plots instead of narrowing it:
+    docs/calibration.md.)
 
 Upvotes
     Heavy-tailed and driven by latent quality: per comment,
-    ``floor(exp(1.4 + e_p + 1.1 * q + N(0, 0.6)))`` with a per-thread exposure
+    ``floor(exp(1.4 + e_p + 1.1 * q + N(0, upvote_noise_sd)))`` with a per-thread exposure
     e_p ~ N(0, 0.5) (some threads are seen by more readers). Non-negative integers, median
     about 5, a few viral stories in the hundreds (~20 over 100 at 400 prompts); about half
     of the within-prompt pairs differ by >= 5, and log-upvotes correlate ~0.7 with latent
