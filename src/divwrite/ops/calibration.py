@@ -9,7 +9,8 @@ learning rate re-trains DPO, not SFT). The pipeline runs up to the `premise` sta
 MLflow; the configuration's premise checks and the three methods' ground-truth results are
 logged to the project's MLflow experiment `calibration` (a run per configuration, its
 overrides as params) and appended to `docs/calibration.jsonl`, from which
-`docs/calibration.md`, the table of every configuration tried, is rewritten.
+`docs/calibration.md`, the table of every configuration tried, is rewritten (its `## Notes`
+section, written by hand, is kept).
 
 Levers are refused when they are not method-neutral: the deviation weighting (`deviate`,
 `divpo`), the methods themselves (`train.methods`), the premise's own thresholds
@@ -41,6 +42,7 @@ REFUSED = ("deviate", "divpo", "train.methods", "premise", "ablation", "replicat
 EXPERIMENT = "calibration"
 LOG = Path("docs/calibration.jsonl")
 TABLE = Path("docs/calibration.md")
+NOTES = "## Notes"  # what follows this heading in docs/calibration.md is kept when the table is rewritten
 RESULT_METRICS = ("true_quality", "on_topic", "archetype_entropy", "style_entropy", "quality")
 
 
@@ -164,6 +166,7 @@ def run_config(root: Path, name: str, overrides: Sequence[str], workdir: Path | 
     rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
     rows.append(row)
     write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), log)
-    write_text(table_markdown(rows), root / TABLE)
+    notes = (root / TABLE).read_text(encoding="utf-8").partition(NOTES)[2] if (root / TABLE).is_file() else ""
+    write_text(table_markdown(rows) + (f"\n{NOTES}{notes}" if notes else ""), root / TABLE)
     print(table_markdown([row]).split("\n\n", 1)[1])  # noqa: T201 - this configuration's line is the command's output
     return 0
