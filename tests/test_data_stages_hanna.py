@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import run_in_scratch_copy
+
+from divwrite.core.records import held_out_prompts
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -25,10 +28,14 @@ def hanna(tmp_path_factory):
 
 def test_every_record_and_story_is_ingested(hanna):
     card = json.loads((hanna / "reports/dataset_card.json").read_text())["ingested"]
-    # 96 prompts x 11 stories (README of the data), split 10% of prompts for test
+    # 96 prompts x 11 stories (README of the data); the profile holds out 10% of prompts by hash
     assert card["train"]["prompts"] + card["test"]["prompts"] == 96
     assert card["train"]["responses"] + card["test"]["responses"] == 1056
-    assert card["test"]["prompts"] == 10
+    ids = pd.concat(pd.read_parquet(hanna / f"data/ingested/{s}.parquet")["prompt_id"] for s in ("train", "test"))
+    params = yaml.safe_load((hanna / "params.yaml").read_text())
+    assert params["ingest"]["test_fraction"] == 0.1
+    held = held_out_prompts(ids, 0.1, params["data_seed"])
+    assert card["test"]["prompts"] == len(held) and 5 <= len(held) <= 15
     assert card["train"]["responses_per_prompt"]["min"] == card["train"]["responses_per_prompt"]["max"] == 11
     train = pd.read_parquet(hanna / "data/ingested/train.parquet")
     assert train["score"].between(-1, 1).all() and train["upvotes"].between(1.0, 4.67).all()

@@ -19,20 +19,11 @@ from divwrite.evaluation.scoring import ALL_METRICS
 
 pytestmark = pytest.mark.slow
 
-METHODS = [
-    "sft",
-    "dpo",
-    "ddpo-sem",
-    "ddpo-sty",
-    "ddpo-both",
-    "orpo",
-    "dorpo-sem",
-    "dorpo-sty",
-    "dorpo-both",
-    "divpo",
-    "human",
-]
-DPO_FAMILY = ["dpo", "ddpo-sem", "ddpo-sty", "ddpo-both", "divpo"]  # the methods with loss: dpo
+# The methods params.yaml trains (in its order), then the human row; the DPO family is the
+# methods with loss: dpo, which a change to the dpo section re-runs.
+TRAINED = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["train"]["methods"]
+METHODS = [*TRAINED, "human"]
+DPO_FAMILY = [m for m, spec in TRAINED.items() if spec["loss"] == "dpo"]
 METRICS = ["quality", "semantic_diversity", "style_diversity"]
 
 
@@ -92,7 +83,7 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
     (pipeline,) = [r for r in runs if r.data.tags.get("divwrite.kind") == "pipeline"]
     assert pipeline.info.status == "FINISHED"
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == pipeline.info.run_id}
-    expected = {"ingest", "base", "filter", "pair", "embed", "deviate", "divpo", "reward", "evaluate"}
+    expected = {"ingest", "base", "filter", "pair", "embed", "deviate", "divpo", "reward", "evaluate", "premise"}
     expected |= {f"{s}@{m}" for s in ("train", "generate") for m in METHODS[:-1]}
     assert stages == expected
     assert pipeline.data.metrics["ddpo-both.quality"] == pytest.approx(
@@ -144,7 +135,7 @@ def test_changing_a_training_param_reruns_only_training_and_what_follows(smoke):
     params = yaml.safe_load(params_path.read_text())
     params["dpo"]["beta"] = 0.2
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run_by_repro(smoke) == {f"{s}@{m}" for s in ("train", "generate") for m in DPO_FAMILY} | {"evaluate"}
+    assert stages_run_by_repro(smoke) == {f"{s}@{m}" for s in ("train", "generate") for m in DPO_FAMILY} | {"evaluate", "premise"}
 
 
 def test_new_weighting_option_embeds_nothing(smoke):
