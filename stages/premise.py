@@ -7,19 +7,19 @@ import numpy as np
 from scipy import stats
 
 from divwrite.core.files import read_json, write_json, write_text
-from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS, held_out_prompts, read_table
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS, read_table
 from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.data.corpus.detectors import true_quality
 from divwrite.evaluation.premise import premise_markdown, premise_report, signal_share
-from divwrite.evaluation.reward import SequenceRewardModel
+from divwrite.evaluation.reward import SequenceRewardModel, validation_prompts
 
 
 def reward_truth_spearman(params: Params, elements: dict[str, list[str]]) -> float:
     """Spearman correlation of the reward model's scores with the noise-free quality on the
-    reward stage's held-out prompts (the same draw: `held_out_prompts`, `reward.val_fraction`, seed)."""
+    reward stage's held-out prompts (the same draw: `validation_prompts`, `reward.val_fraction`, seed)."""
     train = read_input("data/filtered/train.parquet", RESPONSE_COLUMNS)
-    val = train[train.prompt_id.isin(held_out_prompts(train.prompt_id, params.reward.val_fraction, params.seed))]
+    val = train[train.prompt_id.isin(validation_prompts(train.prompt_id, params.reward.val_fraction, params.seed))]
     predicted = SequenceRewardModel.load("models/reward").predict(val["prompt"].tolist(), val["response"].tolist())
     truth = [true_quality(text, elements[pid]) for pid, text in zip(val.prompt_id, val.response)]
     return float(stats.spearmanr(predicted, truth).statistic) if np.ptp(truth) > 0 else 0.0

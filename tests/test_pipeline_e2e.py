@@ -135,7 +135,10 @@ def test_changing_a_training_param_reruns_only_training_and_what_follows(smoke):
     params = yaml.safe_load(params_path.read_text())
     params["dpo"]["beta"] = 0.2
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run_by_repro(smoke) == {f"{s}@{m}" for s in ("train", "generate") for m in DPO_FAMILY} | {"evaluate", "premise"}
+    assert stages_run_by_repro(smoke) == {f"{s}@{m}" for s in ("train", "generate") for m in DPO_FAMILY} | {
+        "evaluate",
+        "premise",
+    }
 
 
 def test_new_weighting_option_embeds_nothing(smoke):

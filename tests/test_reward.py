@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from divwrite.core.files import read_json, write_json
-from divwrite.core.records import RESPONSE_COLUMNS
+from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts
 from divwrite.evaluation.reward import (
     CONFIG_FILE,
     INPUT_FORMAT,
@@ -19,6 +19,7 @@ from divwrite.evaluation.reward import (
     load_regression_model,
     model_source,
     ranking_metrics,
+    validation_prompts,
 )
 from divwrite.evaluation.reward_training import train_reward_model
 from divwrite.training.tokenizer import load_tokenizer
@@ -121,7 +122,8 @@ def test_fine_tune_learns_the_signal_on_held_out_prompts(trained) -> None:
     upper = sum(p.numel() for n, p in model.model.named_parameters() if not n.startswith(lower))
     assert metrics["trainable_params"] == upper
     assert all(np.isfinite(v) for v in metrics.values())
-    assert model.metrics == metrics and not model.model.training
+    # What the model keeps (and saves) is the metrics less the wall-clock time: same bytes on a re-run.
+    assert model.metrics == {k: v for k, v in metrics.items() if k != "train_runtime"} and not model.model.training
     pred = model.predict(df["prompt"].tolist(), df["response"].tolist())
     assert pred.shape == (len(df),) and pred.dtype == np.float64
     vivid = df["score"].to_numpy() > 0
@@ -250,3 +252,19 @@ def test_bad_training_input_raises() -> None:
         train_reward_model(df.head(1))
     with pytest.raises(ValueError, match="val_fraction"):
         train_reward_model(df, val_fraction=1.0)
+
+
+def test_validation_prompts_are_a_share_of_the_train_split_under_the_splits_own_seed() -> None:
+    """The reward's held-out prompts are ~val_fraction of the TRAIN prompts even when `seed`
+    equals `data_seed`: the train split holds the prompts hashed at or above test_fraction, so
+    the split's own hash would hold out just the one prompt the toy-data fallback moves."""
+    ids = [f"p{i:04d}" for i in range(1000)]
+    train = sorted(set(ids) - held_out_prompts(ids, 0.25, seed=42))
+    assert len(held_out_prompts(train, 0.1, seed=42)) == 1  # the pitfall
+    val = validation_prompts(train, 0.1, seed=42)
+    assert val <= set(train) and 0.07 * len(train) <= len(val) <= 0.13 * len(train)
+    assert validation_prompts(list(reversed(train)), 0.1, seed=42) == val  # order-free, deterministic
+    other = validation_prompts(train, 0.1, seed=43)
+    assert other != val and len(val & other) < len(val) / 2  # another seed, another draw
+    # appending prompts never moves an earlier one across
+    assert validation_prompts([*train, "new-1", "new-2"], 0.1, seed=42) - {"new-1", "new-2"} == val

@@ -29,8 +29,11 @@ score in [-1, 1] (METHOD.md step 1), the input text being exactly
   prompts only (as many as are held out). Measured on the built-in corpus (held-out pairwise
   accuracy, noise-free ceiling 0.62): 1 epoch, 64 tokens, 4 layers frozen 0.61; 0.25 epoch of
   full fine-tuning at full length 0.56; 0.5 epoch, full length, 5 frozen 0.59.
-- Held-out evaluation: `val_fraction` of the PROMPTS (`divwrite.core.records.held_out_prompts`) never
-  reach training; Spearman and same-prompt pairwise accuracy are reported on them (`val_*`).
+- Held-out evaluation: `val_fraction` of the PROMPTS (`validation_prompts`) never reach
+  training; Spearman and same-prompt pairwise accuracy are reported on them (`val_*`). The
+  draw hashes the prompts under a seed of its own: under the test split's (`data_seed`, which
+  `seed` equals by default) the train prompts are exactly those hashed at or above
+  `ingest.test_fraction`, so none would fall below `val_fraction`.
   The saved model is the one trained WITHOUT those prompts: refitting on every row would double
   the stage's CPU time for ~10% more data, and keeps the reported `val_*` numbers the exact
   numbers of the model that is used.
@@ -44,8 +47,9 @@ Predictions are not clipped to [-1, 1]: quality is a mean of scores, and clippin
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ import pandas as pd
 from scipy import stats
 
 from divwrite.core.files import atomic_path, read_json, write_json
+from divwrite.core.records import held_out_prompts
 from divwrite.training.tokenizer import load_tokenizer
 from divwrite.weighting.embedders import MINILM_NAMES
 
@@ -68,6 +73,15 @@ PROGRESS_MIN_TEXTS = 256  # predictions over at least this many texts show a pro
 def format_reward_input(prompt: str, response: str) -> str:
     """The reward model's input text, exactly as METHOD.md (Training, "Reward model") gives it."""
     return INPUT_FORMAT.format(prompt=prompt, response=response)
+
+
+def validation_prompts(prompt_ids: Iterable[str], fraction: float, seed: int) -> set[str]:
+    """The reward model's held-out prompts: `held_out_prompts` (share `fraction`) under a hash
+    seed derived from `seed` and this draw's name, so it is independent of the train/test split
+    even when `seed` equals `data_seed` (the same hash would leave the train split no prompt
+    below `fraction` but the one the toy-data fallback moves)."""
+    digest = hashlib.sha256(f"reward-validation\x00{seed}".encode()).digest()
+    return held_out_prompts(prompt_ids, fraction, int.from_bytes(digest[:8], "big"), param="val_fraction")
 
 
 def ranking_metrics(pred: np.ndarray, scores: np.ndarray, prompt_ids: Sequence[str]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts
+from divwrite.core.records import RESPONSE_COLUMNS
 from divwrite.evaluation.reward import (
     DEFAULT_MODEL,
     SequenceRewardModel,
@@ -26,6 +26,7 @@ from divwrite.evaluation.reward import (
     load_regression_model,
     model_source,
     ranking_metrics,
+    validation_prompts,
 )
 from divwrite.training.tokenizer import load_tokenizer
 
@@ -99,7 +100,7 @@ def train_reward_model(
         raise ValueError(f"need max_length >= 8, batch_size >= 1, epochs > 0; got {max_length}, {batch_size}, {epochs}")
     df = train_df.reset_index(drop=True)
     pids = df["prompt_id"].astype(str).to_numpy()
-    val_ids = held_out_prompts(pids, val_fraction, seed, param="val_fraction")
+    val_ids = validation_prompts(pids, val_fraction, seed)
     is_val = np.isin(pids, sorted(val_ids))
     fit_df = df[~is_val]
 
@@ -160,5 +161,7 @@ def train_reward_model(
         pred = reward.predict(rows["prompt"].tolist(), rows["response"].tolist())
         found = ranking_metrics(pred, rows["score"].to_numpy(), pids[mask])
         metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
-    reward.metrics = metrics
+    # The saved config keeps the metrics but not the wall-clock time: the model's files are then
+    # the same bytes on every re-run, so DVC does not re-run `evaluate` for an unchanged model.
+    reward.metrics = {k: v for k, v in metrics.items() if k != "train_runtime"}
     return reward, metrics
