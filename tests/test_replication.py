@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from divwrite.core.params import read_params, validate_params
-from divwrite.ops.seeds import claim_test, seed_points, write_seeds
+from divwrite.ops.seeds import claim_test, seed_points, seeds_markdown, write_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -195,3 +195,6 @@ def test_true_quality_decides_beating_on_diversity_and_true_quality_together():
         v = claim["verdict"]
         assert v["true_quality_within_margin"] is beats  # a constant difference: the interval is the point
         assert v["beats_on_diversity_and_true_quality"] is (beats and v["claim_holds"])
+        assert v["true_quality_margin"] == pytest.approx(0.2 * 0.2582, abs=1e-4)
+        verb = "beats" if v["beats_on_diversity_and_true_quality"] else "does not beat"
+        assert f"**ddpo-both {verb} dpo on diversity and true quality together**" in seeds_markdown([], [claim], 0.05)

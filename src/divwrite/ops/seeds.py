@@ -148,6 +148,7 @@ def claim_test(
         }
         if "true_quality" in per_metric:
             true_margin = quality_margin * float(_by_prompt(averaged, b, "true_quality").std(ddof=1))
+            verdict["true_quality_margin"] = true_margin
             verdict["true_quality_within_margin"] = bool(per_metric["true_quality"]["ci_low"] > -true_margin)
             verdict["beats_on_diversity_and_true_quality"] = (
                 verdict["claim_holds"] and verdict["true_quality_within_margin"]
@@ -216,8 +217,15 @@ def seeds_markdown(rows: Sequence[Mapping[str, Any]], claims: Sequence[Mapping[s
             f"- quality within the margin (interval's lower end > -{claim['quality_margin']:.3f}): "
             f"{'yes' if verdict['quality_within_margin'] else 'no'}",
             f"- **the claim {'holds' if verdict['claim_holds'] else 'does not hold'}** for {a} vs {b}",
-            "",
         ]
+        if "true_quality_margin" in verdict:
+            lines += [
+                f"- true quality within the same margin (interval's lower end > -{verdict['true_quality_margin']:.3f}): "
+                f"{'yes' if verdict['true_quality_within_margin'] else 'no'}; "
+                f"**{a} {'beats' if verdict['beats_on_diversity_and_true_quality'] else 'does not beat'} {b} on "
+                "diversity and true quality together**",
+            ]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
