@@ -50,6 +50,7 @@ from divwrite.evaluation.premise import premise_over_seeds, premise_seeds_markdo
 from divwrite.evaluation.scoring import ALL_METRICS, LOWER_IS_BETTER, summarise
 from divwrite.ops.experiments import (
     EVALUATION_TABLE,
+    Experiment,
     evaluation_table,
     exp_show,
     experiments,
@@ -255,13 +256,12 @@ def write_seeds(
 
 
 def collect_tables(
-    root: Path, params: Params, points: Sequence[SeedPoint], baseline: str | None = None
+    root: Path, params: Params, points: Sequence[SeedPoint], found: Mapping[str, Experiment]
 ) -> dict[str, pd.DataFrame]:
     """seed -> per-prompt table: the workspace's `data/evaluation/per_prompt.parquet` for
     `params.seed`, each successful experiment's (from the DVC cache) for the others, looked
-    up among the experiments of `baseline` (the commit they were queued on; default the
-    current one). Raises RuntimeError naming the seeds without results."""
-    found = experiments(exp_show(root, baseline))
+    up in `found` (`experiments(exp_show(...))` of the commit they were queued on). Raises
+    RuntimeError naming the seeds without results."""
     tables: dict[str, pd.DataFrame] = {}
     workspace_table = root / EVALUATION_TABLE
     if workspace_table.exists():
@@ -274,7 +274,8 @@ def collect_tables(
             continue
         tables[str(point.seed)] = evaluation_table(root, exp.rev)
     if missing:
-        raise RuntimeError(f"no results for seed(s) {', '.join(missing)}")
+        hint = " (committed since they were queued? --collect-only --baseline <that commit>)" if not found else ""
+        raise RuntimeError(f"no results for seed(s) {', '.join(missing)}{hint}")
     return dict(sorted(tables.items(), key=lambda kv: int(kv[0])))
 
 
@@ -294,13 +295,14 @@ def run_seeds(
         queue_and_run(root, points, force=force, dry_run=dry_run)
         if dry_run:
             return 0
+    found = experiments(exp_show(root, baseline))
     try:
-        tables = collect_tables(root, params, points, baseline)
+        tables = collect_tables(root, params, points, found)
     except RuntimeError as err:
         logger.error("%s (see `dvc queue logs seed-<N>`)", err)
         return 1
     paths = write_seeds(tables, params.replicate, root, params.evaluate.confidence)
-    premises = collect_premises(root, params, points, baseline)
+    premises = collect_premises(root, params, points, found)
     if premises:
         summary = premise_over_seeds(premises)
         write_json(summary, root / PREMISE_FILES["json"])
@@ -311,13 +313,12 @@ def run_seeds(
 
 
 def collect_premises(
-    root: Path, params: Params, points: Sequence[SeedPoint], baseline: str | None = None
+    root: Path, params: Params, points: Sequence[SeedPoint], found: Mapping[str, Experiment]
 ) -> dict[str, dict[str, Any]]:
     """seed -> its `reports/premise.json` (the workspace's for `params.seed`, each successful
-    experiment's from its commit); seeds without one are left out."""
+    experiment's in `found` from its commit); seeds without one are left out."""
     import dvc.api
 
-    found = experiments(exp_show(root, baseline))
     premises: dict[str, dict[str, Any]] = {}
     workspace = root / PREMISE_REPORT
     if workspace.exists() and read_json(workspace).get("ground_truth"):

@@ -72,10 +72,11 @@ Popularity (what writers pick) and quality (what readers like)
 Upvotes
     Heavy-tailed and driven by latent quality: per comment,
     ``floor(exp(1.4 + e_p + 1.1 * q + N(0, upvote_noise_sd)))`` with a per-thread exposure
-    e_p ~ N(0, 0.5) (some threads are seen by more readers). Non-negative integers, median
-    about 5, a few viral stories in the hundreds (~20 over 100 at 400 prompts); about half
-    of the within-prompt pairs differ by >= 5, and log-upvotes correlate ~0.7 with latent
-    quality. Upvotes depend on nothing but quality, thread exposure and noise.
+    e_p ~ N(0, 0.5) (some threads are seen by more readers). Non-negative integers; at the
+    defaults (noise 0.2, 500 prompts) median 6, the largest ~80, about a third of the
+    within-prompt pairs differ by >= 5, and log-upvotes correlate ~0.6 with latent quality
+    across threads (the exposure is most of the rest; within a thread it cancels). Upvotes
+    depend on nothing but quality, thread exposure and noise.
 
 Threads
     Comments per prompt = 2 + NegativeBinomial(1, mean `mean_responses` - 2), at most
