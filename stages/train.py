@@ -73,8 +73,9 @@ def main(params: Params, method: str) -> dict:
     )
     if spec.loss == "sft":
         train = read_input(data, RESPONSE_COLUMNS)
-        # The built-in model's initial weights live in models/base; a hub model loads by id.
-        model = load_causal_lm(init_dir) if model_cfg.base == "builtin" else model_cfg.base
+        # The built-in model's initial weights live in models/base; a hub model or GGUF file loads from `model.base`.
+        base = init_dir if model_cfg.base == "builtin" else model_cfg.base
+        model = load_causal_lm(base, trust_remote_code=model_cfg.trust_remote_code)
         metrics = run_sft(
             model, load_tokenizer(init_dir), train, f"models/{method}", warmup_ratio=cfg.warmup_ratio, **common
         )

@@ -26,10 +26,26 @@ def completion_logps(
     """Summed log-probability of each completion's tokens given its prompt, in the chat format:
     the tokens of the rendered (prompt, completion) chat after those of the rendered prompt with
     the assistant turn opened."""
+    return _completion_logps_and_lengths(model, tokenizer, prompts, completions, batch_size)[0]
+
+
+def completion_perplexity(
+    model: torch.nn.Module, tokenizer, prompts: list[str], completions: list[str], batch_size: int = 16
+) -> np.ndarray:
+    """Perplexity of each completion given its prompt (tokens as `completion_logps` counts them,
+    the end-of-turn token included): exp of the mean negative log-probability per token."""
+    logps, lengths = _completion_logps_and_lengths(model, tokenizer, prompts, completions, batch_size)
+    return np.exp(-logps / np.maximum(lengths, 1))
+
+
+def _completion_logps_and_lengths(
+    model: torch.nn.Module, tokenizer, prompts: list[str], completions: list[str], batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = np.zeros(len(prompts), dtype=np.float64)
+    lengths = np.zeros(len(prompts), dtype=np.int64)
     device = next(model.parameters()).device
     model.eval()
     for start in range(0, len(prompts), batch_size):
@@ -53,7 +69,8 @@ def completion_logps(
         logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1).to(device))[..., 0]
         for i, (ids, head) in enumerate(rows):
             out[start + i] = float(logps[i, head - 1 : len(ids) - 1].sum())
-    return out
+            lengths[start + i] = len(ids) - head
+    return out, lengths
 
 
 def chosen_logp_change(

@@ -16,6 +16,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from divwrite.core.schema import ModelParams
+from divwrite.training.model_source import is_gguf_spec, resolve_model_source
 
 # The `model` params that size the built-in Llama (params.yaml).
 BUILTIN_SIZES = ("hidden_size", "intermediate_size", "num_layers", "num_heads", "max_position_embeddings")
@@ -82,21 +83,33 @@ def load_causal_lm(
     dtype: torch.dtype | str | None = None,
     is_trainable: bool = False,
 ) -> PreTrainedModel:
-    """Load a causal LM from the hub or a local folder, in float32 unless `dtype` says otherwise.
+    """Load a causal LM from the hub, a local folder or a GGUF file (`model_source`), in float32
+    unless `dtype` says otherwise.
 
     A folder holding a LoRA adapter (`adapter_config.json`, as `run_sft` saves with LoRA) is
-    loaded as a `PeftModel` on its base model, with the adapter trainable if `is_trainable`.
+    loaded as a `PeftModel` on its base model, with the adapter trainable if `is_trainable`; a
+    GGUF base (recorded under its spec, e.g. `smollm2`) is resolved and dequantised again.
     float32 is the default (not the config's dtype, as transformers 5 would pick) because CPU
     training in bf16 is slow or fails (notes/trl.md, pitfall 1).
     """
     dtype = dtype if dtype is not None else torch.float32
     if is_adapter(name_or_path):
-        from peft import AutoPeftModelForCausalLM
+        from peft import AutoPeftModelForCausalLM, PeftConfig, PeftModel
 
+        base = PeftConfig.from_pretrained(str(name_or_path)).base_model_name_or_path
+        if base and is_gguf_spec(base):
+            model = load_causal_lm(base, trust_remote_code=trust_remote_code, dtype=dtype)
+            return PeftModel.from_pretrained(model, str(name_or_path), is_trainable=is_trainable)
         return AutoPeftModelForCausalLM.from_pretrained(
             str(name_or_path), is_trainable=is_trainable, trust_remote_code=trust_remote_code, dtype=dtype
         )
-    return AutoModelForCausalLM.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code, dtype=dtype)
+    source = resolve_model_source(name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(
+        source.path, trust_remote_code=trust_remote_code, dtype=dtype, **source.from_pretrained_kwargs()
+    )
+    if source.is_gguf:  # adapters record this as their base (see `model_source`)
+        model.name_or_path = model.config._name_or_path = source.spec
+    return model
 
 
 def lora_config(

@@ -21,6 +21,8 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from divwrite.training.model_source import resolve_model_source
+
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
 PAD_TOKEN = "<|pad|>"
@@ -82,7 +84,8 @@ def _nonempty(texts: Iterable[str]) -> Iterator[str]:
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """Load a tokenizer with `AutoTokenizer`; give it a pad token (EOS) if it has none.
+    """Load a tokenizer with `AutoTokenizer` (from a GGUF file too, `model_source`); give it a pad
+    token (EOS) if it has none.
 
     The padding side is left as saved (right for the built-in one, as training wants);
     `generation.generate_samples` switches to left padding for the duration of a call.
@@ -90,7 +93,10 @@ def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = Fa
     `save_pretrained` writes; it is dropped, so a saved model's bytes (and DVC hash) do not
     depend on the environment it was trained in.
     """
-    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+    source = resolve_model_source(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source.path, trust_remote_code=trust_remote_code, **source.from_pretrained_kwargs()
+    )
     tokenizer.init_kwargs.pop("local_files_only", None)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
