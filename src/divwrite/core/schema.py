@@ -172,7 +172,7 @@ class LoraParams(Section):
 
 
 class ModelParams(Section):
-    base: NonEmptyStr  # builtin | a hub id or local path
+    base: NonEmptyStr  # builtin | a hub id or local path | gguf:<file.gguf> | smollm2 (training.model_source)
     trust_remote_code: bool
     vocab_size: PositiveInt
     hidden_size: PositiveInt
@@ -184,6 +184,8 @@ class ModelParams(Section):
 
     @model_validator(mode="after")
     def _heads(self) -> ModelParams:
+        if self.base.startswith("gguf:") and not self.base.endswith(".gguf"):
+            raise ValueError(f"base {self.base!r}: expected gguf:<path to a .gguf file>")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         return self
