@@ -4,7 +4,9 @@ The embeddings come from the `embed` stage's tables, so a re-run with another we
 option (max_responses, min_weight, high_quality_first) embeds nothing. Writes the kept pairs
 twice: `data/selected` (PAIR_COLUMNS, for the unweighted methods) and `data/weighted` (with
 `w_chosen_*` / `w_rejected_*` for DDPO / DORPO: sem, sty, both as METHOD.md step 4, and qg, the
-quality-gated variant of docs/weighting.md).
+quality-gated variant of docs/weighting.md). With `data.layout: pairs` the pairs are the given ones
+(`divwrite.data.pairs`): R is each prompt's distinct responses in them, and the gate checks them
+as given pairs (a response in several, upvotes derived from them).
 """
 
 from divwrite.core.files import write_json
@@ -33,6 +35,7 @@ def main(params: Params) -> dict:
         params.gates,
         name="deviate",
         min_weight=cfg.min_weight,
+        given=params.data.layout == "pairs",
         docs_dir=gate_docs_dir(params.gates, "deviate"),
     )
     # Plain DPO/ORPO train on `selected` (the same pairs, no weights): a change of weighting

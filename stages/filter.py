@@ -4,11 +4,11 @@
 import pandas as pd
 
 from divwrite.core.files import write_json, write_text
-from divwrite.core.records import RESPONSE_COLUMNS, write_table
+from divwrite.core.records import GIVEN_PAIR_COLUMNS, RESPONSE_COLUMNS, write_table
 from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact
-from divwrite.data.card import card_markdown, dataset_card
+from divwrite.data.card import card_markdown, dataset_card, with_given_pairs
 from divwrite.data.filtering import filter_responses
 from divwrite.data.gates import check_responses, gate_docs_dir, report_gate
 from divwrite.training.tokenizer import chat_token_lengths, load_tokenizer
@@ -42,6 +42,9 @@ def main(params: Params) -> dict:
     for split in SPLITS:
         write_table(kept[split], f"data/filtered/{split}.parquet")
     card = {"ingested": dataset_card(ingested), "filtered": dataset_card(kept)}
+    if params.data.layout == "pairs":  # the card also counts the given pairs, before and after the filter
+        given = {split: read_input(f"data/given_pairs/{split}.parquet", GIVEN_PAIR_COLUMNS) for split in SPLITS}
+        card = with_given_pairs(card, given, kept)
     write_json(card, "reports/dataset_card.json")
     write_text(card_markdown(card, "Dataset card (the paper's Table 3)"), "reports/dataset_card.md")
     log_artifact("reports/dataset_card.md")

@@ -318,7 +318,7 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
 def test_bad_settings() -> None:
     """load_records checks its settings as params.yaml's `data:` is checked (core.schema.DataParams)."""
     with pytest.raises(
-        ValueError, match=r"data: layout: input should be 'per_prompt' or 'per_response' \(got 'wide'\)"
+        ValueError, match=r"data: layout: input should be 'per_prompt', 'per_response' or 'pairs' \(got 'wide'\)"
     ):
         load_records("x.jsonl", layout="wide")
     with pytest.raises(ValueError, match=r"columns.score: unknown key \(got 's'\); columns has: post_title, post_text"):

@@ -268,7 +268,11 @@ def test_the_data_section_is_the_source_spec() -> None:
     columns not given are the identity."""
     spec = parse_section(DataParams, {"source": "data/x.csv"}, label="data")
     assert (spec.source, spec.hf_split, spec.layout) == ("data/x.csv", "train", "per_prompt")
-    assert spec.columns.model_dump() == {f: f for f in ("post_title", "post_text", "comment_texts", "comment_scores")}
+    assert spec.columns.of_layout("per_prompt") == {
+        f: f for f in ("post_title", "post_text", "comment_texts", "comment_scores")
+    }
+    assert spec.columns.of_layout("pairs") == {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected",
+                                               "margin": None}  # fmt: skip
     full = parse_section(
         DataParams,
         {
@@ -280,7 +284,7 @@ def test_the_data_section_is_the_source_spec() -> None:
         label="data",
     )
     assert (full.hf_split, full.layout) == ("test", "per_response")
-    assert full.columns.model_dump() == {
+    assert full.columns.of_layout(full.layout) == {
         "post_title": "post_title",
         "post_text": None,
         "comment_texts": "comment_texts",
@@ -294,7 +298,7 @@ def test_the_data_section_is_the_source_spec() -> None:
     with pytest.raises(ParamsError, match=r"data: source: missing"):
         parse_section(DataParams, {"layout": "per_prompt"}, label="data")
     with pytest.raises(
-        ParamsError, match=r"data: layout: input should be 'per_prompt' or 'per_response' \(got 'long'\)"
+        ParamsError, match=r"data: layout: input should be 'per_prompt', 'per_response' or 'pairs' \(got 'long'\)"
     ):
         parse_section(DataParams, {"source": "builtin", "layout": "long"}, label="data")
     with pytest.raises(ParamsError, match=r"data: hf_split: input should be a valid string \(got None\)"):

@@ -43,6 +43,11 @@ PAIR_COLUMNS = [
     "rejected_score",
 ]
 
+# One row per given pair of the pairs layout (`data.pairs`: ingest's data/given_pairs, then pair's
+# data/pairs): PAIR_COLUMNS with the ids pointing into the responses table, upvotes and scores
+# derived from the given pairs, and the source's margin (float, NaN where the source has none).
+GIVEN_PAIR_COLUMNS = [*PAIR_COLUMNS, "margin"]
+
 # One row per generated sample (generate output).
 GENERATION_COLUMNS = ["prompt_id", "prompt", "sample_index", "text"]
 

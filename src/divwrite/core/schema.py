@@ -68,21 +68,26 @@ def _check_bounds(model: BaseModel, names: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- data stages
 
 
+# The canonical fields each `data.layout` reads (the pairs layout: `data.pairs`).
+_SCORED = ("post_title", "post_text", "comment_texts", "comment_scores")
+LAYOUT_FIELDS = {"per_prompt": _SCORED, "per_response": _SCORED, "pairs": ("prompt", "chosen", "rejected", "margin")}
+
+
 class Columns(Section):
-    """The source's name for each canonical field (`post_text: null`: the source has no body)."""
+    """The source's name for each canonical field (`post_text: null`: no body; `margin: null`: none)."""
 
     post_title: NonEmptyStr = "post_title"
     post_text: NonEmptyStr | None = "post_text"
     comment_texts: NonEmptyStr = "comment_texts"
     comment_scores: NonEmptyStr = "comment_scores"
+    prompt: NonEmptyStr = "prompt"
+    chosen: NonEmptyStr = "chosen"
+    rejected: NonEmptyStr = "rejected"
+    margin: NonEmptyStr | None = None
 
-    @model_validator(mode="after")
-    def _distinct(self) -> Columns:
-        names = [n for n in self.model_dump().values() if n is not None]
-        shared = sorted({n for n in names if names.count(n) > 1})
-        if shared:
-            raise ValueError(f"several fields map to the same source column(s) {shared}")
-        return self
+    def of_layout(self, layout: str) -> dict[str, str | None]:
+        """Canonical field -> source column, for the fields `layout` reads (`LAYOUT_FIELDS`)."""
+        return {field: getattr(self, field) for field in LAYOUT_FIELDS[layout]}
 
 
 class DataParams(Section):
@@ -90,8 +95,18 @@ class DataParams(Section):
 
     source: NonEmptyStr
     hf_split: NonEmptyStr = "train"
-    layout: Literal["per_prompt", "per_response"] = "per_prompt"
+    layout: Literal["per_prompt", "per_response", "pairs"] = "per_prompt"
     columns: Columns = Columns()
+
+    @model_validator(mode="after")
+    def _columns(self) -> DataParams:
+        names = [n for n in self.columns.of_layout(self.layout).values() if n is not None]
+        shared = sorted({n for n in names if names.count(n) > 1})
+        if shared:
+            raise ValueError(f"several fields map to the same source column(s) {shared}")
+        if self.layout == "pairs" and self.source == "builtin":
+            raise ValueError("layout 'pairs' reads judged pairs from a file or hf:<id>; the built-in corpus has scores")
+        return self
 
 
 class IngestParams(Section):
@@ -132,6 +147,7 @@ class GatesParams(Section):
     max_empty_share: Share  # ingest warning: share of empty / deleted / removed bodies
     min_pairs_per_prompt: NonNegativeInt
     min_gap_share: Share  # pair warning: share of pairs that meet pair.gap
+    max_removed_share: Share = 0.2  # filter warning: share of a split's responses a rule removes
     data_docs: bool  # GX Data Docs HTML in reports/data_docs/<stage>/
 
     @model_validator(mode="after")

@@ -5,6 +5,9 @@ Per split: prompts, responses, mean words per prompt (each prompt once) and per 
 percentile, median, mean, 75th percentile and max. The paper's post-training data, for
 comparison: train 95,805 prompts / 421,330 responses, ~32 prompt words, ~500 response
 words, responses per prompt mean 4.4, min 2, median 2, 75th pct 4, max 500.
+
+For the pairs layout (`divwrite.data.pairs`) the card also counts the given pairs per split
+(`with_given_pairs`): at ingest all of them, after the filter those whose two responses it kept.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 
 from divwrite.core.params import get_param
 from divwrite.data.expectations import count_words
+from divwrite.data.given_pairs import through_filter
 
 CARD_FIELDS = (
     ("prompts", "prompts"),
@@ -29,6 +33,52 @@ CARD_FIELDS = (
     ("responses_per_prompt.q75", "responses / prompt: 75th pct"),
     ("responses_per_prompt.max", "responses / prompt: max"),
 )
+
+
+PAIR_CARD_FIELDS = (
+    ("given_pairs.pairs", "given pairs"),
+    ("given_pairs.prompts", "prompts with given pairs"),
+    ("given_pairs.pairs_per_prompt.mean", "given pairs / prompt: mean"),
+    ("given_pairs.pairs_per_prompt.min", "given pairs / prompt: min"),
+    ("given_pairs.pairs_per_prompt.median", "given pairs / prompt: median"),
+    ("given_pairs.pairs_per_prompt.max", "given pairs / prompt: max"),
+    ("given_pairs.responses_per_pair", "given pairs / distinct response"),
+)
+
+
+def pairs_card(pairs: pd.DataFrame) -> dict:
+    """The given pairs of one split: `pairs`, `prompts` with pairs, `pairs_per_prompt` (min,
+    median, mean, max) and `responses_per_pair`, the pairs per distinct response in them (how
+    often a response is compared; 0.5 when each is in one pair). An empty table gives zeros."""
+    per_prompt = pairs.groupby("prompt_id", sort=True).size().to_numpy()
+    if per_prompt.size == 0:
+        return {"pairs": 0, "prompts": 0, "pairs_per_prompt": dict.fromkeys(("min", "median", "mean", "max"), 0),
+                "responses_per_pair": 0.0}  # fmt: skip
+    responses = pd.concat([pairs["chosen_id"], pairs["rejected_id"]]).nunique()
+    return {
+        "pairs": int(len(pairs)),
+        "prompts": int(per_prompt.size),
+        "pairs_per_prompt": {
+            "min": int(per_prompt.min()),
+            "median": float(np.median(per_prompt)),
+            "mean": round(float(per_prompt.mean()), 3),
+            "max": int(per_prompt.max()),
+        },
+        "responses_per_pair": round(len(pairs) / responses, 3),
+    }
+
+
+def with_given_pairs(
+    cards: dict[str, dict[str, dict]], given: Mapping[str, pd.DataFrame], kept: Mapping[str, pd.DataFrame]
+) -> dict[str, dict[str, dict]]:
+    """`cards` (`{"ingested": {split: ...}, "filtered": {split: ...}}`) with `given_pairs`
+    (`pairs_card`) in each split: the `given` pairs at ingest, after the filter those whose
+    chosen and rejected are both among the `kept` responses of the split."""
+    out = {stage: {split: dict(card) for split, card in splits.items()} for stage, splits in cards.items()}
+    for split, pairs in given.items():
+        out["ingested"][split]["given_pairs"] = pairs_card(pairs)
+        out["filtered"][split]["given_pairs"] = pairs_card(through_filter(pairs, kept[split])[0])
+    return out
 
 
 def split_card(df: pd.DataFrame) -> dict:
@@ -69,7 +119,8 @@ def card_markdown(cards: Mapping[str, Mapping[str, dict]], title: str) -> str:
     columns = [(stage, split) for stage, splits in cards.items() for split in splits]
     header = "| | " + " | ".join(f"{stage} {split}" for stage, split in columns) + " |"
     lines = [f"# {title}", "", header, "|---" * (len(columns) + 1) + "|"]
-    for key, label in CARD_FIELDS:
+    with_pairs = all("given_pairs" in cards[stage][split] for stage, split in columns)
+    for key, label in CARD_FIELDS + (PAIR_CARD_FIELDS if with_pairs else ()):
         cells = []
         for stage, split in columns:
             value = get_param(cards[stage][split], key)

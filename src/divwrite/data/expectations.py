@@ -80,8 +80,12 @@ def weight_families(columns: list[str]) -> tuple[dict[str, tuple[str, str]], lis
     return families, absent
 
 
-def pairs_tables(df: pd.DataFrame, families: dict[str, tuple[str, str]]) -> dict[str, pd.DataFrame]:
+def pairs_tables(
+    df: pd.DataFrame, families: dict[str, tuple[str, str]], given: bool = False
+) -> dict[str, pd.DataFrame]:
     """The pairs table, one row per (pair, response) and one row per prompt (where derivable).
+    With `given` (the pairs layout's pairs), the pairs table also holds `same_text`,
+    `empty_text` and the words of each side, `chosen_words` and `rejected_words`.
 
     `pair_responses`: pair_id, prompt_id, response_id, role, and one column per weight family
     (the weight of that response). `prompts`: n_pairs, and `<family>_mean_minus_1`, the mean
@@ -97,6 +101,13 @@ def pairs_tables(df: pd.DataFrame, families: dict[str, tuple[str, str]]) -> dict
             frame["rejected_upvotes"], errors="coerce"
         )
         frame = frame.assign(upvote_gap=gap)
+    if given and {"chosen", "rejected"} <= set(frame.columns):
+        frame = frame.assign(
+            same_text=(frame["chosen"] == frame["rejected"]).to_numpy(dtype=bool),
+            empty_text=np.array([is_empty(c) or is_empty(r) for c, r in zip(frame["chosen"], frame["rejected"])]),
+            chosen_words=count_words(frame["chosen"]),
+            rejected_words=count_words(frame["rejected"]),
+        )
     tables = {"pairs": frame}
     need = {"pair_id", "prompt_id", "chosen_id", "rejected_id"}
     if need <= set(frame.columns):
@@ -211,21 +222,45 @@ def prompts_specs(bounds: GatesParams, min_responses_per_prompt: int) -> list[tu
 
 
 def pairs_specs(
-    columns: list[str], families: dict, absent: list[str], min_weight: float, bounds: GatesParams, gap: float | None
+    columns: list[str],
+    families: dict,
+    absent: list[str],
+    min_weight: float,
+    bounds: GatesParams,
+    gap: float | None,
+    given: bool = False,
 ) -> list[tuple[str, dict, str]]:
     """The pairs table's suite: schema, nulls, unique ids, chosen over rejected, two different
-    responses, scores, the upvote gap (a warning, with `gap`) and the weight columns."""
+    responses, scores, the upvote gap (a warning, with `gap`) and the weight columns. `given`
+    (the pairs layout, `data.pairs`: pairs as judged, upvotes derived from them) replaces
+    "chosen over rejected" by two different, non-empty texts within the words per response."""
     specs: list[tuple[str, dict, str]] = [
         ("ExpectTableColumnsToMatchSet", {"column_set": list(PAIR_COLUMNS), "exact_match": False},
          "the pair schema (records.PAIR_COLUMNS)"),
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}, "at least one pair"),
     ]  # fmt: skip
     specs += [("ExpectColumnValuesToNotBeNull", {"column": c}, "no missing values") for c in PAIR_COLUMNS]
+    specs.append(("ExpectColumnValuesToBeUnique", {"column": "pair_id"}, "one row per pair"))
+    if given:
+        specs += [
+            ("ExpectColumnValuesToBeInSet", {"column": "same_text", "value_set": [False]},
+             "a given pair compares two different texts"),
+            ("ExpectColumnValuesToBeInSet", {"column": "empty_text", "value_set": [False]},
+             "no empty chosen or rejected text"),
+        ]  # fmt: skip
+        specs += [
+            ("ExpectColumnValuesToBeBetween",
+             {"column": c, "min_value": bounds.min_response_words, "max_value": bounds.max_response_words},
+             "words per response (gates.min/max_response_words; filter removed the over-long)")
+            for c in ("chosen_words", "rejected_words")
+        ]  # fmt: skip
+    else:
+        specs.append(
+            ("ExpectColumnPairValuesAToBeGreaterThanB",
+             {"column_A": "chosen_upvotes", "column_B": "rejected_upvotes", "or_equal": False},
+             "chosen has more upvotes than rejected (METHOD.md step 3)")
+        )  # fmt: skip
     specs += [
-        ("ExpectColumnValuesToBeUnique", {"column": "pair_id"}, "one row per pair"),
-        ("ExpectColumnPairValuesAToBeGreaterThanB",
-         {"column_A": "chosen_upvotes", "column_B": "rejected_upvotes", "or_equal": False},
-         "chosen has more upvotes than rejected (METHOD.md step 3)"),
         # Derived column: GX's select_column_values_unique_within_record runs a Python loop per row.
         ("ExpectColumnValuesToBeInSet", {"column": "same_response", "value_set": [False]},
          "a pair has two different responses (same_response = chosen_id == rejected_id)"),

@@ -255,6 +255,7 @@ def check_pairs(
     name: str = "pair",
     min_weight: float = 0.0,
     gap: float | None = None,
+    given: bool = False,
     docs_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Gate a pairs table (records.PAIR_COLUMNS, plus `w_*` weight columns after deviate).
@@ -267,20 +268,24 @@ def check_pairs(
     mean over the set R of responses in the prompt's pairs is 1 within 1e-6 (with a floor
     > 0: at least 1 - 1e-6). With `gap`, a warning when fewer than
     `bounds.min_gap_share` of the pairs meet the upvote gap (the rest came from the
-    fallback rule, METHOD.md step 3). Returns the summary dict; raises GateError when a
-    critical expectation fails.
+    fallback rule, METHOD.md step 3). `given` (the pairs layout, `divwrite.data.pairs`: the
+    pairs as judged, a response in several of them, upvotes derived from them) checks instead
+    of chosen_upvotes > rejected_upvotes and "each response in at most one pair" that chosen
+    and rejected are different, non-empty texts, each within [min_response_words,
+    max_response_words]. Returns the summary dict; raises GateError when a critical
+    expectation fails.
     """
     families, absent = weight_families(list(df.columns))
-    derived = pairs_tables(df, families)
+    derived = pairs_tables(df, families, given)
     tables = [
         Table(
             "pairs",
             derived["pairs"],
             ["pair_id"],
-            pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap),
+            pairs_specs(list(df.columns), families, absent, min_weight, bounds, gap, given),
         )
     ]
-    if "pair_responses" in derived:
+    if "pair_responses" in derived and not given:
         tables.append(Table("pair_responses", derived["pair_responses"], ["pair_id"], pair_responses_specs()))
     if "prompts" in derived:
         tables.append(

@@ -9,7 +9,9 @@ Canonical record, one per prompt (the schema of `euclaise/WritingPrompts_prefere
 .json, .parquet, .csv) or the Hugging Face hub (`hf:<dataset id>`). A source may name its
 columns differently (`columns`: canonical field -> source column, `post_text: None` = no
 body column) and may hold one row per response (`layout="per_response"`) instead of one
-record per prompt (`"per_prompt"`). Each source kind has a small reader that yields
+record per prompt (`"per_prompt"`), or one row per judged pair and no scores (`"pairs"`:
+`prompt`, `chosen`, `rejected`, optional `margin`; read into pair records, `normalise_pair`,
+which `divwrite.data.pairs` ingests). Each source kind has a small reader that yields
 (location, raw row) (the file readers are in `divwrite.data.readers`, the hub's is here);
 one path maps, checks and groups the rows, so that a bad file fails here, naming the
 file, line or record, the field (the source's name, and the canonical one when different)
@@ -40,6 +42,12 @@ Bad input, and what happens:
   numbered on (`ingest.records_to_responses`). Counted by `source_stats`.
 - all scores equal: `ingest.transform_scores` maps them all to 0.
 - `post_text` None -> "", a comment text None -> "" (the filter drops it as empty).
+
+The pairs layout is stricter, since a pair is one judgement: a prompt, chosen or rejected
+that is not a string (None included) or is empty (whitespace only), chosen and rejected the
+same text, a margin that is not a finite number (text is parsed only in CSV) or is negative:
+ValueError naming the file, line and field. The same pair given twice, or both ways
+(raters disagree), is kept as given and counted by `source_stats`.
 """
 
 from __future__ import annotations
@@ -150,6 +158,30 @@ def normalise_record(record: Any, where: str, columns: Mapping[str, str | None] 
     }
 
 
+def normalise_pair(row: Any, where: str, columns: Columns, parse_text: bool = False) -> dict[str, Any]:
+    """One row of the pairs layout, checked: `{"prompt", "chosen", "rejected": str, "margin": float
+    or None (no margin column)}`. `columns` maps `prompt`, `chosen`, `rejected`, `margin` to the
+    source's columns (`margin` None: none); `parse_text` parses a text margin (CSV cells). Raises
+    ValueError as the module docstring says (pairs layout)."""
+    _check_fields(row, where, columns)
+    pair: dict[str, Any] = {}
+    for canonical in ("prompt", "chosen", "rejected"):
+        pair[canonical] = _string(row[columns[canonical]], where, columns, canonical)
+        if not pair[canonical].strip():
+            raise ValueError(f"{where}: field {_name(columns, canonical)} is empty")
+    if pair["chosen"] == pair["rejected"]:
+        raise ValueError(
+            f"{where}: fields {_name(columns, 'chosen')} and {_name(columns, 'rejected')} hold the same text; "
+            "a pair must compare two different responses"
+        )
+    pair["margin"] = None
+    if columns.get("margin") is not None:
+        pair["margin"] = _score(row[columns["margin"]], where, columns, "margin", parse_text=parse_text)
+        if pair["margin"] < 0:
+            raise ValueError(f"{where}: field {_name(columns, 'margin')} must be >= 0 (chosen is the better one)")
+    return pair
+
+
 def _response_row(row: Any, where: str, columns: Columns, text_cells: bool) -> tuple[str, str, str, float]:
     """(title, body, text, score) of one per-response row."""
     _check_fields(row, where, columns)
@@ -183,7 +215,9 @@ def _records_from_rows(
     and per_response scores are parsed with `float()`. per_response rows are grouped by
     (title, body) in order of first appearance, responses in row order.
     """
-    if layout == "per_prompt":
+    if layout == "pairs":
+        records = [normalise_pair(row, where, columns, parse_text=text_cells) for where, row in rows]
+    elif layout == "per_prompt":
         records = [
             normalise_record(_json_cells(row, where, columns) if text_cells else row, where, columns)
             for where, row in rows
@@ -231,8 +265,9 @@ def _hf_rows(dataset_id: str, split: str, columns: Columns) -> list[Row]:
 def load_records_from_spec(
     spec: DataParams, *, corpus: dict[str, Any] | None = None, seed: int = 42
 ) -> tuple[list[dict[str, Any]], Corpus | None]:
-    """Canonical per-prompt records of the source `spec` describes (params.yaml `data:`) and, for the built-in corpus, the
-    generator's `Corpus` (else None).
+    """Canonical per-prompt records of the source `spec` describes (params.yaml `data:`), pair records
+    for the pairs layout (`normalise_pair`), and, for the built-in corpus, the generator's `Corpus`
+    (else None).
 
     `"builtin"`: `divwrite.data.corpus.generator.generate_corpus(**corpus, seed=seed)`
     (layout and columns do not apply). A local file: `.jsonl` one row a line, `.json` a
@@ -240,7 +275,7 @@ def load_records_from_spec(
     `"hf:<id>"`: `datasets.load_dataset(id, split=spec.hf_split)`. Rows are mapped,
     checked and, for the per_response layout, grouped as the module docstring says.
     """
-    columns = spec.columns.model_dump()
+    columns = spec.columns.of_layout(spec.layout)
     if spec.source == "builtin":
         from divwrite.data.corpus.generator import generate_corpus
 
@@ -284,8 +319,9 @@ def load_records(
     """`load_records_from_spec` of the `DataParams` these arguments make (checked as params.yaml's
     `data:` would be: `ParamsError`, a ValueError, names a bad field).
 
-    `layout`: `"per_prompt"` (one record per prompt, list fields) or `"per_response"` (one
-    row per response: `comment_texts` a text column, `comment_scores` a number column).
+    `layout`: `"per_prompt"` (one record per prompt, list fields), `"per_response"` (one
+    row per response: `comment_texts` a text column, `comment_scores` a number column) or
+    `"pairs"` (one row per judged pair: pair records, `normalise_pair`).
     `columns`: canonical field -> source column, missing keys the identity, `post_text:
     None` for a source without body column; unknown fields -> ValueError. The records
     returned always carry the canonical field names.
@@ -296,10 +332,12 @@ def load_records(
 
 
 def source_stats(records: list[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts of loaded records for the ingest metrics: `records`,
+    """Counts of loaded records for the ingest metrics (pair records: `pair_source_stats`): `records`,
     `records_without_responses` (empty `comment_texts`), `duplicate_prompt_records`
     (records whose (title, body) repeats an earlier record's; merged into that prompt by
     `records_to_responses`) and `responses` (all comments)."""
+    if records and "chosen" in records[0]:
+        return pair_source_stats(records)
     seen: set[tuple[str, str]] = set()
     duplicates = empty = responses = 0
     for rec in records:
@@ -314,4 +352,25 @@ def source_stats(records: list[Mapping[str, Any]]) -> dict[str, int]:
         "records_without_responses": empty,
         "duplicate_prompt_records": duplicates,
         "responses": responses,
+    }
+
+
+def pair_source_stats(pairs: list[Mapping[str, Any]]) -> dict[str, int]:
+    """Counts of loaded pair records (the pairs layout): `records` (given pairs), `prompts`,
+    `responses` (distinct texts per prompt), `duplicate_pairs` (a (prompt, chosen, rejected)
+    given again), `reversed_pairs` (a pair also given the other way round: raters disagree)
+    and `pairs_with_margin`. Duplicates and reversals are kept as given."""
+    seen: set[tuple[str, str, str]] = set()
+    duplicates = 0
+    for p in pairs:
+        key = (p["prompt"], p["chosen"], p["rejected"])
+        duplicates += key in seen
+        seen.add(key)
+    return {
+        "records": len(pairs),
+        "prompts": len({p["prompt"] for p in pairs}),
+        "responses": len({(p["prompt"], p[side]) for p in pairs for side in ("chosen", "rejected")}),
+        "duplicate_pairs": duplicates,
+        "reversed_pairs": sum((p["prompt"], p["rejected"], p["chosen"]) in seen for p in pairs),
+        "pairs_with_margin": sum(p["margin"] is not None for p in pairs),
     }

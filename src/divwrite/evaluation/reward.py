@@ -44,6 +44,13 @@ score in [-1, 1] (METHOD.md step 1), the input text being exactly
   refuses a folder whose config is not such a model's.
 
 Predictions are not clipped to [-1, 1]: quality is a mean of scores, and clipping only loses order.
+
+With judged pairs and no scores (`data.layout: pairs`) the same one-output model is trained as a
+Bradley-Terry reward model instead (`reward_training.train_pairwise_reward_model`: TRL's
+`RewardTrainer`, loss `-log sigmoid(r_chosen - r_rejected)`); its `reward_config.json` then says
+`"objective": "bradley-terry"` (absent: the regression), and its scores are on the logit scale of
+those pairs, only their differences meaningful. Held-out metric: `pair_metrics` on the given pairs
+of the held-out prompts.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ MODEL_TYPE = "sequence-regression"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PREDICT_BATCH_SIZE = 64
 PROGRESS_MIN_TEXTS = 256  # predictions over at least this many texts show a progress bar
+OBJECTIVES = ("regression", "bradley-terry")  # MSE on scores; -log sigmoid(r_chosen - r_rejected) on pairs
 
 
 def format_reward_input(prompt: str, response: str) -> str:
@@ -118,6 +126,20 @@ def ranking_metrics(pred: np.ndarray, scores: np.ndarray, prompt_ids: Sequence[s
         agree += float(np.sum(np.sign(dp[keep]) == np.sign(ds[keep])) + 0.5 * np.sum(dp[keep] == 0))
     accuracy = agree / n_pairs if n_pairs else 0.5
     return {"spearman": rho, "pairwise_accuracy": accuracy, "n": int(pred.size), "n_pairs": n_pairs}
+
+
+def pair_metrics(pred_chosen: np.ndarray, pred_rejected: np.ndarray) -> dict[str, float]:
+    """How well predictions order given pairs: `pairwise_accuracy`, the share of pairs whose chosen
+    scores above its rejected (a predicted tie counts 1/2; 0.5 when there is no pair), `n_pairs`,
+    and `reward_margin`, the mean of r_chosen - r_rejected (0.0 without pairs)."""
+    c = np.asarray(pred_chosen, dtype=np.float64).ravel()
+    r = np.asarray(pred_rejected, dtype=np.float64).ravel()
+    if c.shape != r.shape:
+        raise ValueError(f"lengths differ: chosen {c.shape}, rejected {r.shape}")
+    if c.size == 0:
+        return {"pairwise_accuracy": 0.5, "n_pairs": 0, "reward_margin": 0.0}
+    accuracy = float(np.mean(c > r) + 0.5 * np.mean(c == r))
+    return {"pairwise_accuracy": accuracy, "n_pairs": int(c.size), "reward_margin": float(np.mean(c - r))}
 
 
 def model_source(name: str) -> str:
@@ -214,7 +236,11 @@ class SequenceRewardModel:
         trust_remote_code: bool = False,
         metrics: dict[str, float] | None = None,
         batch_size: int = PREDICT_BATCH_SIZE,
+        objective: str = "regression",
     ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.objective = objective
         self.model = model
         self.tokenizer = tokenizer
         self.base_model = base_model
@@ -261,7 +287,7 @@ class SequenceRewardModel:
         return out
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             "type": MODEL_TYPE,
             "input_format": INPUT_FORMAT,
             "base_model": self.base_model,
@@ -270,6 +296,9 @@ class SequenceRewardModel:
             "trust_remote_code": self.trust_remote_code,
             "metrics": self.metrics,
         }
+        if self.objective != "regression":  # a regression model's config stays as it was written before
+            config["objective"] = self.objective
+        return config
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Replace `directory` by the model (safetensors; the adapter and head with LoRA), the tokenizer
@@ -324,4 +353,5 @@ class SequenceRewardModel:
             trust_remote_code=trust,
             metrics=config.get("metrics"),
             batch_size=batch_size,
+            objective=config.get("objective", "regression"),
         )
