@@ -1,5 +1,7 @@
 """filter: drop moderation text, deleted/empty bodies, over-long responses, thin prompts
-(METHOD.md step 2), gate the result, and write the dataset card (the paper's Table 3)."""
+(METHOD.md step 2), report per rule and split what went (share, mean score of removed vs
+kept), gate the result (warning when a rule removes too much or the better-scored), and
+write the dataset card (the paper's Table 3)."""
 
 import pandas as pd
 
@@ -9,7 +11,7 @@ from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
 from divwrite.core.tracking import log_artifact
 from divwrite.data.card import card_markdown, dataset_card, with_given_pairs
-from divwrite.data.filtering import filter_responses
+from divwrite.data.filtering import apply_removals, removal_reasons, removal_stats
 from divwrite.data.gates import check_responses, gate_docs_dir, report_gate
 from divwrite.training.tokenizer import chat_token_lengths, load_tokenizer
 
@@ -19,17 +21,19 @@ SPLITS = ("train", "test")
 def main(params: Params) -> dict:
     cfg = params.filter
     tokenizer = load_tokenizer("models/base")
-    ingested, kept, removed = {}, {}, {}
+    ingested, kept, removed, removal = {}, {}, {}, {}
     for split in SPLITS:
         ingested[split] = df = read_input(f"data/ingested/{split}.parquet", RESPONSE_COLUMNS)
         lengths = chat_token_lengths(tokenizer, list(df["prompt"]), list(df["response"]))
-        kept[split], removed[split] = filter_responses(
+        reasons = removal_reasons(
             df,
             token_lengths=lengths,
             max_tokens=cfg.max_tokens,
             min_responses=cfg.min_responses,
             drop_duplicates=cfg.drop_duplicates,
         )
+        kept[split], removed[split] = apply_removals(df, reasons)
+        removal[split] = removal_stats(df, reasons)
         if kept[split].empty:
             raise ValueError(f"filter removed every {split} response: {removed[split]}")
     gate = check_responses(
@@ -37,6 +41,7 @@ def main(params: Params) -> dict:
         params.gates,
         name="filter",
         min_responses_per_prompt=cfg.min_responses,
+        removal=removal,
         docs_dir=gate_docs_dir(params.gates, "filter"),
     )
     for split in SPLITS:
@@ -48,8 +53,8 @@ def main(params: Params) -> dict:
     write_json(card, "reports/dataset_card.json")
     write_text(card_markdown(card, "Dataset card (the paper's Table 3)"), "reports/dataset_card.md")
     log_artifact("reports/dataset_card.md")
-    stats = {"removed": removed, "gate": report_gate(gate), "card": card}
-    write_json({"removed": removed, "gate": stats["gate"]}, "reports/stages/filter.json")
+    stats = {"removed": removed, "removal": removal, "gate": report_gate(gate), "card": card}
+    write_json({"removed": removed, "removal": removal, "gate": stats["gate"]}, "reports/stages/filter.json")
     return stats
 
 

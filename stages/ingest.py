@@ -19,21 +19,16 @@ from divwrite.data.gates import check_responses, gate_docs_dir, report_gate
 from divwrite.data.given_pairs import given_pair_stats
 from divwrite.data.ingest import ingest
 from divwrite.data.pairs import empty_given_pairs, ingest_pairs
+from divwrite.data.raw_dir import untracked_note
 from divwrite.data.sources import load_records_from_spec, source_stats
 
 logger = logging.getLogger("divwrite.stages.ingest")
 
 
-def warn_if_untracked(source: str) -> None:
-    """DVC only notices changes to a local source under data/raw/ (a dependency of ingest)."""
-    if source == "builtin" or source.startswith("hf:"):
-        return
-    if not Path(source).resolve().is_relative_to(Path("data/raw").resolve()):
-        logger.warning("ingest: note: %s is outside data/raw/, so DVC will not re-run when it changes", source)
-
-
 def main(params: Params) -> dict:
-    warn_if_untracked(params.data.source)
+    note = untracked_note(params.data.source, Path.cwd())  # DVC re-runs ingest for data/raw/ only
+    if note:
+        logger.warning(note)
     records, corpus = load_records_from_spec(params.data, corpus=params.corpus.model_dump(), seed=params.data_seed)
     if params.data.layout == "pairs":  # judged pairs, no scores: upvotes derived from the pairs
         train, test, given = ingest_pairs(records, test_fraction=params.ingest.test_fraction, seed=params.data_seed)

@@ -45,7 +45,9 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 def test_malformed_json(tmp_path: Path) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", [GOOD, GOOD, '{"post_title": "x", '])
-    with pytest.raises(ValueError, match=r"bad.jsonl, line 3: malformed JSON \(.* at column \d+\)"):
+    with pytest.raises(
+        ValueError, match=r"bad.jsonl, line 3: malformed JSON \(.* at the end of the line, after column 19\)"
+    ):
         load_records(str(bad))
     (tmp_path / "bad.json").write_text("[\n" + json.dumps(GOOD) + ",\n{oops}\n]", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.json, line 3: malformed JSON"):
@@ -56,6 +58,43 @@ def test_malformed_json(tmp_path: Path) -> None:
     not_object = write_jsonl(tmp_path / "list.jsonl", [GOOD, [1, 2]])
     with pytest.raises(ValueError, match=r"list.jsonl, line 2: expected a mapping with fields .*, got list"):
         load_records(str(not_object))
+
+
+def test_truncated_jsonl_line_is_named_truncated(tmp_path: Path) -> None:
+    """A line cut off inside a string reads as an unterminated string (not as an "invalid
+    control character" at its newline, nor "at at column"); a mid-line error does not."""
+    line = json.dumps(GOOD)  # 112 characters
+    cut = line[:72]  # ... "comment_texts": ["Once
+    bad = write_jsonl(tmp_path / "cut.jsonl", [GOOD, cut, GOOD])
+    with pytest.raises(ValueError) as err:
+        load_records(str(bad))
+    assert str(err.value) == (
+        f"{bad}, line 2: malformed JSON (unterminated string starting at column 68 of 72): "
+        "the line looks truncated (cut off before its end)"
+    )
+    assert " at at " not in str(err.value) and "control character" not in str(err.value)
+    # the last line, without a newline: a download or copy that stopped early
+    (tmp_path / "eof.jsonl").write_text(line + "\n" + line[:-1], encoding="utf-8")
+    with pytest.raises(ValueError, match=r"eof.jsonl, line 2: malformed JSON \(expecting ',' delimiter at the end of "
+                       r"the line, after column 111\): the line looks truncated \(cut off before its end; the file "
+                       r"ends there, without a final newline\)"):  # fmt: skip
+        load_records(str(tmp_path / "eof.jsonl"))
+    (tmp_path / "lit.jsonl").write_text('{"post_title": "x", "post_text": nul\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expecting value at column 34 of 36\): the line looks truncated"):
+        load_records(str(tmp_path / "lit.jsonl"))
+    # a real mid-line mistake, e.g. a tab inside a string or a trailing comma: not truncated
+    tab = write_jsonl(tmp_path / "tab.jsonl", [line.replace("Once.", "On\tce.")])
+    with pytest.raises(ValueError) as err:
+        load_records(str(tab))
+    assert str(err.value) == f"{tab}, line 1: malformed JSON (invalid control character at column 71 of 113)"
+    comma = write_jsonl(tmp_path / "comma.jsonl", ['{"post_title": "x",}'])
+    with pytest.raises(ValueError, match=r"double quotes at column 20 of 20\)$"):
+        load_records(str(comma))
+    # a .json file cut off: the file looks truncated
+    (tmp_path / "cut.json").write_text("[\n" + line + ",\n" + cut, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"cut.json, line 3: malformed JSON \(unterminated string starting at "
+                       r"column 68 of 72\): the file looks truncated \(cut off before its end\)$"):  # fmt: skip
+        load_records(str(tmp_path / "cut.json"))
 
 
 def test_malformed_csv(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Filter (METHOD.md step 2): moderation, deleted, empty, too long, too few responses."""
+"""Filter (METHOD.md step 2): moderation, deleted, empty, too long, too few responses, and
+what each rule removed (share, mean score of removed vs kept)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import pandas as pd
 import pytest
 
 from divwrite.core.records import RESPONSE_COLUMNS
-from divwrite.data.filtering import filter_responses, is_deleted, is_empty, is_moderation, removal_reasons
+from divwrite.data.filtering import (
+    filter_responses,
+    is_deleted,
+    is_empty,
+    is_moderation,
+    removal_reasons,
+    removal_stats,
+    score_shift,
+)
 
 WELCOME = "**Welcome to the Prompt!** All top-level comments must be a story or poem."
 REMOVED = "Hello, u/someone! This submission has been removed because it breaks rule 2."
@@ -120,3 +129,57 @@ def test_absurdly_long_response_goes_by_token_count(tmp_path) -> None:
     assert lengths[1] > 200_000 > 384 > lengths[0]
     kept, counts = filter_responses(df, token_lengths=lengths, max_tokens=384)
     assert counts["too_long"] == 1 and kept["response_id"].tolist() == ["a-0", "a-2"]
+
+
+def test_removal_stats_per_rule_are_exact() -> None:
+    """Hand-computed: kept scores 0, 0.2, -0.2, 0.6 (mean 0.15), upvotes 1, 3, 2, 6 (mean 3)."""
+    df = table([("a", "s1"), ("a", "s2"), ("a", WELCOME), ("a", "[deleted]"), ("a", "long"), ("b", "t1"), ("b", "t2")])
+    df["score"] = [0.0, 0.2, -1.0, 0.4, 0.8, -0.2, 0.6]
+    df["upvotes"] = [1.0, 3.0, 0.0, 5.0, 9.0, 2.0, 6.0]
+    reasons = removal_reasons(df, token_lengths=np.array([5, 5, 5, 5, 50, 5, 5]), max_tokens=10)
+    stats = removal_stats(df, reasons)
+    assert stats["input"] == 7
+    assert stats["kept"] == {"responses": 4, "mean_score": 0.15, "mean_upvotes": 3.0}
+    few = {"score_gap": None, "score_gap_se": None, "removed_score_higher": False}  # < 5 removed: no comparison
+    assert stats["removed"]["moderation"] == {
+        "responses": 1, "share": 0.142857, "mean_score": -1.0, "mean_upvotes": 0.0, **few
+    }  # fmt: skip
+    assert stats["removed"]["too_long"] == {
+        "responses": 1,
+        "share": 0.142857,
+        "mean_score": 0.8,
+        "mean_upvotes": 9.0,
+        **few,
+    }
+    assert stats["removed"]["all"] == {
+        "responses": 3, "share": 0.428571, "mean_score": 0.066667, "mean_upvotes": 4.666667, **few
+    }  # fmt: skip
+    for rule in ("empty", "duplicate", "too_few_responses"):  # every rule is reported, also when it removed nothing
+        assert stats["removed"][rule] == {"responses": 0, "share": 0.0, "mean_score": None, "mean_upvotes": None, **few}
+    assert set(stats["removed"]) == {
+        "moderation",
+        "deleted",
+        "empty",
+        "duplicate",
+        "too_long",
+        "too_few_responses",
+        "all",
+    }
+
+
+def test_score_shift_needs_5_removed_and_2_standard_errors() -> None:
+    """removed 0.5..0.7 (mean 0.6, variance 0.00625), kept 0..0.6 (mean 0.3, variance 1/15):
+    standard error sqrt(0.00625 / 5 + (1/15) / 4) = 0.133853, so a gap of 0.3 > 2 x 0.133853
+    is "higher" and a gap of 0.26 is not."""
+    removed, kept = np.array([0.5, 0.55, 0.6, 0.65, 0.7]), np.array([0.0, 0.2, 0.4, 0.6])
+    assert score_shift(removed, kept) == {"score_gap": 0.3, "score_gap_se": 0.133853, "removed_score_higher": True}
+    assert score_shift(removed - 0.04, kept)["removed_score_higher"] is False
+    assert score_shift(removed[:4] + 10, kept) == {
+        "score_gap": None,
+        "score_gap_se": None,
+        "removed_score_higher": False,
+    }
+    assert score_shift(kept, removed)["removed_score_higher"] is False  # lower is not a shift upwards
+    same = score_shift(np.full(5, 0.5), np.full(9, 0.5))  # no spread: any gap > 0 would count, none here
+    assert same == {"score_gap": 0.0, "score_gap_se": 0.0, "removed_score_higher": False}
+    assert score_shift(np.full(5, 0.6), np.full(9, 0.5))["removed_score_higher"] is True

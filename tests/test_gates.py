@@ -19,7 +19,8 @@ from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS
 from divwrite.core.schema import GatesParams
 from divwrite.core.stage import GateError
 from divwrite.data.expectations import count_words
-from divwrite.data.gates import check_pairs, check_responses, write_summary
+from divwrite.data.filtering import apply_removals, removal_reasons, removal_stats
+from divwrite.data.gates import check_pairs, check_responses, compact_summary, report_gate, write_summary
 from divwrite.weighting.deviation import QG_COLUMNS, weight_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,6 +238,86 @@ def test_responses_per_prompt(responses):
         check_responses(responses, few, name="filter")
     assert "prompt_id='p00' n_responses=4" in str(err.value)  # the max
     assert "expect_column_mean_to_be_between(column='n_responses'" in str(err.value) and "observed: 4" in str(err.value)
+
+
+def _filtered(df: pd.DataFrame, lengths: np.ndarray, max_tokens: int) -> tuple[pd.DataFrame, dict]:
+    """The filter stage's path on one table: its rules, what it keeps, what it removed."""
+    reasons = removal_reasons(df, token_lengths=lengths, max_tokens=max_tokens)
+    kept, _ = apply_removals(df, reasons)
+    return kept, removal_stats(df, reasons)
+
+
+def test_filter_that_removes_half_and_the_better_scored_warns(responses, tmp_path, monkeypatch, caplog):
+    """The length rule takes responses 2 and 3 of each prompt (scores 1/3 and 1; kept: -1 and
+    -1/3): 50% of the split, mean score 0.67 against -0.67 kept. One warning names the rule and
+    the numbers (the `all` row says nothing more); the stage goes on."""
+    lengths = np.tile([10, 20, 30, 40], N_PROMPTS)  # tokens as the words: 10 * (j + 1)
+    kept, stats = _filtered(responses, lengths, max_tokens=25)
+    removed = stats["removed"]["too_long"]
+    assert removed["responses"] == 24 and removed["share"] == 0.5 and removed["removed_score_higher"] is True
+    assert (stats["kept"]["mean_score"], removed["mean_score"]) == (-0.666667, 0.666667)
+    summary = check_responses(kept, BOUNDS, name="filter", min_responses_per_prompt=2, removal={"train": stats})
+    assert summary["success"] is True and summary["failed"] == 0
+    assert summary["warnings"] == [
+        "filter: rule 'too_long' removed 50.0% of train responses (24 of 48; > gates.max_removed_share 0.20); "
+        "removed responses score higher than kept (mean score 0.67 vs -0.67, gap 1.33 > 2 standard errors of 0.10): "
+        'the filter shifts what "good" means'
+    ]
+    exp = summary["expectations"]
+    for key in ("removals/expect_column_values_to_be_between/share",
+                "removals/expect_column_values_to_be_in_set/removed_score_higher"):  # fmt: skip
+        assert exp[key]["severity"] == "warning" and exp[key]["success"] is False
+        assert exp[key]["observed"] == 2  # the too_long row and the all row
+    assert summary["tables"]["removals"] == {"n_rows": 7, "success": True}  # 6 rules and all
+
+    # The gate report holds the text (reports/gates/filter.json), and it is logged (stderr).
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="divwrite.data.gates"):
+        compact = report_gate(summary)
+    assert compact["warnings"] == 1 and compact["warning_messages"] == summary["warnings"]
+    assert json.loads((tmp_path / "reports/gates/filter.json").read_text())["warning_messages"] == summary["warnings"]
+    assert (
+        "filter: data gate warning (the stage goes on)" in caplog.text
+        and "rule 'too_long' removed 50.0%" in caplog.text
+    )
+
+
+def test_filter_that_removes_little_or_unbiased_does_not_warn(responses):
+    """2 of 48 over-long (too few to compare); then 6 deleted bodies of scores -1/3 and 1/3
+    (12.5%, the same mean as the kept, 0): no warning, and the report keeps its old shape."""
+    lengths = np.full(len(responses), 10)
+    lengths[[3, 7]] = 99
+    kept, stats = _filtered(responses, lengths, max_tokens=50)
+    assert stats["removed"]["too_long"]["mean_score"] == 1.0 > stats["kept"]["mean_score"]
+    summary = check_responses(kept, BOUNDS, name="filter", min_responses_per_prompt=2, removal={"train": stats})
+    assert summary["warnings"] == [] and "warning_messages" not in compact_summary(summary)
+
+    deleted = responses.copy()
+    deleted.loc[[1, 6, 9, 14, 17, 22], "response"] = "[deleted]"  # j = 1, 2, 1, 2, 1, 2
+    kept, stats = _filtered(deleted, np.full(len(responses), 10), max_tokens=50)
+    assert stats["removed"]["deleted"]["share"] == 0.125 and stats["removed"]["deleted"]["score_gap"] == 0.0
+    summary = check_responses(kept, BOUNDS, name="filter", min_responses_per_prompt=2, removal={"train": stats})
+    assert summary["warnings"] == []
+
+
+def test_filter_warns_on_the_share_of_every_rule_together(responses):
+    """Two rules of 12.5% each remove 25% together, lower-scored (j = 0): one warning, about all rules."""
+    lowest = responses.index[responses["response_id"].str.endswith("-0")]
+    lengths = np.full(len(responses), 10)
+    lengths[lowest[:6]] = 99
+    responses.loc[lowest[6:], "response"] = "[deleted]"
+    kept, stats = _filtered(responses, lengths, max_tokens=50)
+    assert stats["removed"]["all"]["share"] == 0.25
+    summary = check_responses(kept, BOUNDS, name="filter", min_responses_per_prompt=2, removal={"train": stats})
+    assert summary["warnings"] == [
+        "filter: all rules together removed 25.0% of train responses (12 of 48; > gates.max_removed_share 0.20); "
+        "mean score removed -1.00 vs kept 0.33"
+    ]
+    looser = BOUNDS.model_copy(update={"max_removed_share": 0.3})
+    assert (
+        check_responses(kept, looser, name="filter", min_responses_per_prompt=2, removal={"train": stats})["warnings"]
+        == []
+    )
 
 
 def test_upvote_gap_warning(pairs):

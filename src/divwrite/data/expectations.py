@@ -148,6 +148,7 @@ class Table:
     df: pd.DataFrame
     id_columns: list[str]  # shown for offending rows (those present in df)
     specs: list[tuple[str, dict, str]]  # (GX class name, kwargs, why)
+    warning_column: str | None = None  # the text of a failed warning, per row ("" = none)
 
 
 WARNING = {"severity": "warning"}  # a failed warning is reported and logged; the stage goes on
@@ -310,3 +311,17 @@ def pair_prompts_specs(bounds: GatesParams, families: dict, min_weight: float) -
              "mean weight over the prompt's responses R is 1 (METHOD.md step 4)")
         )  # fmt: skip
     return specs
+
+
+def removals_specs(bounds: GatesParams) -> list[tuple[str, dict, str]]:
+    """The filter's removals (`filtering.removals_table`): warnings when a rule, or all rules
+    together, remove more than gates.max_removed_share of a split, or remove responses that
+    score higher than the kept ones (`filtering.score_shift`): the filter shifts what "good"
+    means. The warning's text is the table's `warning` column."""
+    return [
+        ("ExpectColumnValuesToBeBetween",
+         {"column": "share", "min_value": 0.0, "max_value": bounds.max_removed_share, **WARNING},
+         "share of a split's responses a rule removes (gates.max_removed_share)"),
+        ("ExpectColumnValuesToBeInSet", {"column": "removed_score_higher", "value_set": [False], **WARNING},
+         "removed responses do not score higher than the kept ones (filtering.score_shift)"),
+    ]  # fmt: skip

@@ -40,10 +40,12 @@ from divwrite.data.expectations import (
     pairs_specs,
     pairs_tables,
     prompts_specs,
+    removals_specs,
     responses_specs,
     responses_tables,
     weight_families,
 )
+from divwrite.data.filtering import removals_table
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def _run_gate(name: str, tables: list[Table], docs_dir: str | os.PathLike | None
             result_format["unexpected_index_column_names"] = id_columns
         run = definition.run(batch_parameters={"dataframe": table.df}, result_format=result_format)
 
-        table_failures = []
+        table_failures, table_warnings = [], []
         for res in sorted(run.results, key=lambda r: r.expectation_config.meta["order"]):
             cfg = res.expectation_config.to_json_dict()
             result = res.result or {}
@@ -180,7 +182,9 @@ def _run_gate(name: str, tables: list[Table], docs_dir: str | os.PathLike | None
             expectations[key] = entry
             if not res.success:
                 lines = _describe_failure(table.name, cfg, result, error, len(table.df), id_columns)
-                (table_failures if critical else warnings).append(lines)
+                (table_failures if critical else table_warnings).append(lines)
+        texts = [t for t in table.df[table.warning_column] if t] if table.warning_column else []
+        warnings += [[t] for t in texts] if table_warnings and texts else table_warnings
         failures += table_failures
         summary["tables"][table.name] = {"n_rows": len(table.df), "success": not table_failures}
 
@@ -224,6 +228,7 @@ def check_responses(
     name: str = "ingest",
     min_responses_per_prompt: int = 1,
     before_filter: bool = False,
+    removal: dict[str, dict] | None = None,
     docs_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Gate a responses table (records.RESPONSE_COLUMNS) before it is written.
@@ -237,7 +242,11 @@ def check_responses(
     max_response_words]. `before_filter=True` (ingest's output, which still holds the
     empty, deleted and over-long bodies that filter removes, METHOD.md step 2) turns the
     per-response word bounds into a warning and warns when more than
-    `bounds.max_empty_share` of the bodies are empty or deleted.
+    `bounds.max_empty_share` of the bodies are empty or deleted. With `removal` (the filter's
+    `filtering.removal_stats` per split) also a `removals` table, one row per split and rule:
+    a warning, naming the rule and its numbers, when a rule (or all together) removed more than
+    `bounds.max_removed_share` of a split, or removed responses that score higher than the
+    kept ones (`filtering.score_shift`).
     Returns the summary dict; raises GateError when a critical expectation fails. With
     `docs_dir`, also builds Data Docs HTML there (not a DVC output: it holds timestamps).
     """
@@ -245,6 +254,9 @@ def check_responses(
     tables = [Table("responses", frame, ["prompt_id", "response_id"], responses_specs(bounds, before_filter))]
     if prompts is not None:
         tables.append(Table("prompts", prompts, ["prompt_id"], prompts_specs(bounds, min_responses_per_prompt)))
+    if removal is not None:
+        removals = removals_table(removal, bounds.max_removed_share)
+        tables.append(Table("removals", removals, ["split", "rule"], removals_specs(bounds), warning_column="warning"))
     return _run_gate(name, tables, docs_dir)
 
 
@@ -295,14 +307,18 @@ def check_pairs(
 
 
 def compact_summary(summary: dict) -> dict:
-    """The gate's DVC metric: pass/fail and counts, per table too (the full summary is long)."""
-    return {
+    """The gate's DVC metric: pass/fail and counts, per table too (the full summary is long),
+    and the warnings' texts when there are any (`dvc metrics` shows only the numbers)."""
+    compact = {
         "success": summary["success"],
         "expectations": len(summary["expectations"]),
         "failed": summary["failed"],
         "warnings": len(summary["warnings"]),
         "tables": summary["tables"],
     }
+    if summary["warnings"]:
+        compact["warning_messages"] = summary["warnings"]
+    return compact
 
 
 def write_summary(summary: dict, path: str | os.PathLike) -> Path:

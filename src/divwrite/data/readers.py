@@ -4,9 +4,9 @@ rows, (where, row) pairs, for `divwrite.data.sources` to map, check and group.
 A reader only decodes the file's format: no column mapping, no type checks (those are the
 one normalisation path of `sources`, shared by every source kind). What a reader does
 check, it reports naming the file and the line or record: bytes that are not UTF-8 (line
-and byte offset; a leading UTF-8 BOM is dropped), malformed JSON, a CSV row with the wrong
-number of fields or a repeated header name, a file that is not Parquet. `READERS` maps a
-file suffix to its reader.
+and byte offset; a leading UTF-8 BOM is dropped), malformed JSON (where on the line, and
+whether the line looks truncated), a CSV row with the wrong number of fields or a repeated
+header name, a file that is not Parquet. `READERS` maps a file suffix to its reader.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,31 @@ _CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
 
 # (where, raw row): "where" names the row in error messages, e.g. "data/x.jsonl, line 7".
 Row = tuple[str, Any]
+
+# What is left of a line cut off inside a literal or a number ("tr", "fals", "12.", "3e").
+_UNFINISHED = re.compile(r"t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|[-+.eE\d]+")
+
+
+def _json_error(error: json.JSONDecodeError, text: str, what: str = "line", newline: bool = True) -> str:
+    """`malformed JSON (<what went wrong> at column c of n)` for `text` (one line without its
+    line break, or a whole file), and `: the <what> looks truncated` when the parse stopped at
+    the end of the text: an unterminated string, a value or delimiter expected at the end, or a
+    literal or number cut short. `newline=False` (the file's last line has none) says so too."""
+    lines = text.split("\n")
+    end = len(lines[error.lineno - 1].rstrip()) if error.lineno <= len(lines) else 0
+    msg = error.msg.removesuffix(" at")  # "Unterminated string starting at", "Invalid control character at"
+    msg = msg[:1].lower() + msg[1:]
+    if error.colno <= end:
+        where = f"at column {error.colno} of {end}"
+    else:
+        where = f"at the end of the {what}" + (f", after column {end}" if what == "line" else "")
+    rest = text[error.pos : len(text.rstrip())]
+    truncated = error.msg.startswith("Unterminated string") or not rest or _UNFINISHED.fullmatch(rest) is not None
+    message = f"malformed JSON ({msg} {where})"
+    if truncated:
+        message += f": the {what} looks truncated (cut off before its end"
+        message += "; the file ends there, without a final newline)" if not newline else ")"
+    return message
 
 
 def _utf8(raw: bytes, path: Path, line: int = 1, offset: int = 0) -> str:
@@ -47,10 +73,14 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             offset += len(raw)
             if not line.strip():
                 continue
+            # Parsed without its line break: a line cut off inside a string is then an
+            # "unterminated string", not an "invalid control character" (the newline).
+            content = line.removesuffix("\n").removesuffix("\r")
             try:
-                obj = json.loads(line)
+                obj = json.loads(content)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {line_no}: malformed JSON ({e.msg} at column {e.colno})") from None
+                message = _json_error(e, content, newline=raw.endswith(b"\n"))
+                raise ValueError(f"{path}, line {line_no}: {message}") from None
             yield f"{path}, line {line_no}", obj
 
 
@@ -62,7 +92,7 @@ def _json_rows(path: Path) -> list[Row]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}, line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        raise ValueError(f"{path}, line {e.lineno}: {_json_error(e, text, what='file')}") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     return [(f"{path}, record {i}", r) for i, r in enumerate(data)]
