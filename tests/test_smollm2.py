@@ -61,7 +61,7 @@ def project(tmp_path_factory) -> Path:
     params["sft"].update(epochs=1, learning_rate=1.0e-3, batch_size=8)
     params["dpo"].update(epochs=1, learning_rate=1.0e-4, batch_size=8)
     params["generate"].update(n_samples=2, max_new_tokens=48, batch_size=8)
-    params["evaluate"]["max_prompts"] = 3
+    params["evaluate"].update(max_prompts=3, min_human_responses=2)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", "repro", "evaluate"],

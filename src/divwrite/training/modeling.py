@@ -13,7 +13,14 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    GgufConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from divwrite.core.schema import ModelParams
 from divwrite.training.model_source import is_gguf_spec, resolve_model_source
@@ -104,10 +111,15 @@ def load_causal_lm(
             str(name_or_path), is_trainable=is_trainable, trust_remote_code=trust_remote_code, dtype=dtype
         )
     source = resolve_model_source(name_or_path)
+    kwargs = source.from_pretrained_kwargs()
+    if source.is_gguf:
+        # Unpacked to dense float weights at load (not left in GGUF blocks, which the Trainer
+        # refuses to train), so the model is a plain one, the same on every machine.
+        kwargs["quantization_config"] = GgufConfig(gguf_file=source.gguf_file, dequantize=True)
     model = AutoModelForCausalLM.from_pretrained(
-        source.path, trust_remote_code=trust_remote_code, dtype=dtype, **source.from_pretrained_kwargs()
+        source.path, trust_remote_code=trust_remote_code, dtype=dtype, **kwargs
     )
-    if source.is_gguf:  # adapters record this as their base (see `model_source`)
+    if source.is_gguf:  # named after the spec, which a LoRA adapter records as its base (`model_source`)
         model.name_or_path = model.config._name_or_path = source.spec
     return model
 
