@@ -260,7 +260,7 @@ def test_filter_that_removes_half_and_the_better_scored_warns(responses, tmp_pat
     assert summary["success"] is True and summary["failed"] == 0
     assert summary["warnings"] == [
         "filter: rule 'too_long' removed 50.0% of train responses (24 of 48; > gates.max_removed_share 0.20); "
-        "removed responses score higher than kept (mean score 0.67 vs -0.67, gap 1.33 > 2 standard errors of 0.10): "
+        "removed responses score higher than kept (mean score 0.67 vs -0.67, gap 1.33 > 2 x its standard error 0.10): "
         'the filter shifts what "good" means'
     ]
     exp = summary["expectations"]

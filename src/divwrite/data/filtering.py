@@ -194,7 +194,7 @@ def _removal_message(split: str, rule: str, row: dict, n: int, kept_score: float
     if row["removed_score_higher"]:
         text += (
             f"; removed responses score higher than kept (mean score {row['mean_score']:.2f} vs {kept_score:.2f},"
-            f" gap {row['score_gap']:.2f} > {BIAS_STANDARD_ERRORS:g} standard errors of {row['score_gap_se']:.2f}):"
+            f" gap {row['score_gap']:.2f} > {BIAS_STANDARD_ERRORS:g} x its standard error {row['score_gap_se']:.2f}):"
             ' the filter shifts what "good" means'
         )
     elif row["mean_score"] is not None and kept_score is not None:
