@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from divwrite.core.files import read_json, write_json
-from divwrite.core.records import RESPONSE_COLUMNS, held_out_prompts
+from divwrite.core.records import PAIR_COLUMNS, RESPONSE_COLUMNS, held_out_prompts
 from divwrite.evaluation.reward import (
     CONFIG_FILE,
     INPUT_FORMAT,
@@ -18,9 +18,11 @@ from divwrite.evaluation.reward import (
     freeze_lower_layers,
     load_regression_model,
     model_source,
+    pair_metrics,
     ranking_metrics,
     validation_prompts,
 )
+from divwrite.evaluation.reward_pairs import train_pairwise_reward_model
 from divwrite.evaluation.reward_training import train_reward_model
 from divwrite.training.tokenizer import load_tokenizer
 
@@ -268,3 +270,71 @@ def test_validation_prompts_are_a_share_of_the_train_split_under_the_splits_own_
     assert other != val and len(val & other) < len(val) / 2  # another seed, another draw
     # appending prompts never moves an earlier one across
     assert validation_prompts([*train, "new-1", "new-2"], 0.1, seed=42) - {"new-1", "new-2"} == val
+
+
+# --------------------------------------------------------------------------- Bradley-Terry (pairs layout)
+
+
+def synthetic_pairs(n_prompts: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Given pairs (PAIR_COLUMNS, as the pairs layout's pair stage writes them) of the synthetic
+    stories: per prompt every vivid story over every flat one (3 x 3), no scores given (the
+    derived ones are set to 0), so only a model that learned the craft orders them."""
+    df = synthetic_responses(n_prompts=n_prompts, per_prompt=6, seed=seed, noise=0.0)
+    rows = []
+    for pid, group in df.groupby("prompt_id", sort=True):
+        vivid, flat = group[group["score"] > 0], group[group["score"] < 0]
+        for k, (c, r) in enumerate((c, r) for c in vivid.itertuples() for r in flat.itertuples()):
+            rows.append((f"{pid}-p{k}", pid, c.prompt, k, c.response_id, c.response, 0.5, 0.0,
+                         r.response_id, r.response, 0.5, 0.0))  # fmt: skip
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def test_pair_metrics_by_hand() -> None:
+    found = pair_metrics(np.array([2.0, 0.0, 1.0, 3.0]), np.array([1.0, 1.0, 1.0, -1.0]))
+    assert found == {"pairwise_accuracy": (2 + 0.5) / 4, "n_pairs": 4, "reward_margin": (1 - 1 + 0 + 4) / 4}
+    assert pair_metrics(np.zeros(0), np.zeros(0)) == {"pairwise_accuracy": 0.5, "n_pairs": 0, "reward_margin": 0.0}
+    with pytest.raises(ValueError, match="lengths differ"):
+        pair_metrics(np.ones(2), np.ones(3))
+
+
+def test_bradley_terry_learns_the_given_pairs_on_held_out_prompts(tmp_path: Path) -> None:
+    pairs = synthetic_pairs()
+    model, metrics = train_pairwise_reward_model(pairs, val_fraction=0.25, **FAST)
+    assert model.objective == "bradley-terry"
+    assert metrics["n_pairs"] == 16 * 9 and metrics["n_prompts"] == 16 and metrics["val_prompts"] == 4
+    assert metrics["val_n_pairs"] == 4 * 9 and metrics["train_n_pairs"] == 4 * 9  # held out by prompt
+    assert metrics["steps"] == 2 * 7  # 108 training pairs / 16 a batch: 7 steps an epoch
+    assert metrics["val_pairwise_accuracy"] > 0.9 and metrics["val_reward_margin"] > 0
+    assert all(np.isfinite(v) for v in metrics.values())
+    # The held-out accuracy is the saved model's, recomputed from its predictions.
+    model.save(tmp_path / "rm")
+    config = read_json(tmp_path / "rm" / CONFIG_FILE)
+    assert config["objective"] == "bradley-terry" and config["type"] == "sequence-regression"
+    assert config["metrics"] == {k: v for k, v in metrics.items() if k != "train_runtime"}
+    loaded = SequenceRewardModel.load(tmp_path / "rm")
+    assert loaded.objective == "bradley-terry"
+    val = pairs[pairs["prompt_id"].isin(validation_prompts(pairs["prompt_id"], 0.25, FAST["seed"]))]
+    chosen = loaded.predict(val["prompt"].tolist(), val["chosen"].tolist())
+    rejected = loaded.predict(val["prompt"].tolist(), val["rejected"].tolist())
+    assert pair_metrics(chosen, rejected)["pairwise_accuracy"] == metrics["val_pairwise_accuracy"]
+
+
+def test_bradley_terry_is_deterministic_and_checks_its_input() -> None:
+    pairs = synthetic_pairs(n_prompts=6)
+    kwargs = dict(epochs=1, batch_size=8, max_length=48, freeze_layers=5, val_fraction=0.34, seed=3)
+    (a, ma), (b, mb) = train_pairwise_reward_model(pairs, **kwargs), train_pairwise_reward_model(pairs, **kwargs)
+    prompts, responses = pairs["prompt"].tolist(), pairs["chosen"].tolist()
+    np.testing.assert_array_equal(a.predict(prompts, responses), b.predict(prompts, responses))
+    assert {k: v for k, v in ma.items() if k != "train_runtime"} == {
+        k: v for k, v in mb.items() if k != "train_runtime"
+    }
+    with pytest.raises(ValueError, match="lacks columns"):
+        train_pairwise_reward_model(pairs.drop(columns=["rejected"]))
+    with pytest.raises(ValueError, match="at least 2 prompts"):
+        train_pairwise_reward_model(pairs[pairs["prompt_id"] == pairs["prompt_id"].iloc[0]], val_fraction=0.5)
+
+
+def test_a_regression_models_config_has_no_objective(trained) -> None:
+    """The default (scores) reward model's reward_config.json is written as before the pairs layout."""
+    model, _, _ = trained
+    assert model.objective == "regression" and "objective" not in model.config()
