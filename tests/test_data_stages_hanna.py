@@ -3,6 +3,10 @@ ingest -> base -> filter -> pair -> embed -> deviate and divpo, with the `hanna`
 scratch copy, through DVC. Skips on a fresh clone without ../shared."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +55,44 @@ def test_filter_counts_add_up_and_only_the_length_rule_fires(hanna):
         assert counts["moderation"] == counts["deleted"] == counts["empty"] == 0
     filtered = pd.read_parquet(hanna / "data/filtered/train.parquet")
     assert len(filtered) == removed["train"]["output"]
+
+
+def test_filter_says_what_it_removed_and_warns_when_it_removes_the_better_stories(hanna, tmp_path):
+    """Issue 17: HANNA's longer stories are the better rated, so the token rule removes the
+    better-scored ones. The filter reports it per rule and split (reports/stages/filter.json),
+    and its gate warns, naming the rule and the numbers (reports/gates/filter.json, stderr);
+    with 512 tokens the rule also removes more than gates.max_removed_share (0.2)."""
+    report = json.loads((hanna / "reports/stages/filter.json").read_text())
+    for split in ("train", "test"):
+        stats, too_long = report["removal"][split], report["removal"][split]["removed"]["too_long"]
+        assert too_long["responses"] == report["removed"][split]["too_long"] >= 5
+        assert too_long["mean_score"] > stats["kept"]["mean_score"] and too_long["removed_score_higher"] is True
+    gate = json.loads((hanna / "reports/gates/filter.json").read_text())
+    assert gate["success"] is True and gate["warnings"] == 2  # one a split; nothing removed but by length
+    assert gate["warning_messages"][0].startswith("filter: rule 'too_long' removed ")
+    assert (
+        "of train responses" in gate["warning_messages"][0] and "score higher than kept" in gate["warning_messages"][0]
+    )
+
+    # The filter stage once more on the same ingested stories and tokenizer, with 512 tokens.
+    for rel in ("data/ingested", "models/base"):
+        shutil.copytree(hanna / rel, tmp_path / rel)
+    params = yaml.safe_load((hanna / "params.yaml").read_text())
+    params["filter"]["max_tokens"] = 512
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("DIVWRITE_PIPELINE_RUN_ID", None)
+    proc = subprocess.run([sys.executable, str(REPO / "stages/filter.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((tmp_path / "reports/stages/filter.json").read_text())["removal"]["train"]
+    share = train["removed"]["too_long"]["share"]
+    assert share > 0.2 and train["removed"]["all"]["share"] == share
+    expected = f"filter: rule 'too_long' removed {share:.1%} of train responses"
+    assert expected in proc.stderr and "> gates.max_removed_share 0.20" in proc.stderr
+    assert (
+        'the filter shifts what "good" means' in proc.stderr and "data gate warning (the stage goes on)" in proc.stderr
+    )
 
 
 def test_pairs_and_weights_follow_the_method(hanna):
