@@ -18,6 +18,7 @@ import bench_generation
 import bench_launch
 import bench_pairing
 import bench_pipeline
+import bench_smollm2
 import bench_trainers
 from harness import RESULTS
 
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "trainers": lambda full: bench_trainers.run(60, steps=12, rounds=3),
     "generation": lambda full: bench_generation.run(32, 160, rounds=2),
     "launch": lambda full: bench_launch.run(rounds=5),
+    "smollm2": lambda full: bench_smollm2.run(batches=3, n_prompts=16, measured_builtin_minutes=None) or [],
     "pipeline": lambda full: [bench_pipeline.run(p, None) for p in (["smoke", "default"] if full else ["smoke"])],
 }
 
