@@ -34,6 +34,7 @@ SLOWEST_FIRST = [
     "test_retrain.py",
     "test_resume.py",
     "test_data_stages_hanna.py",
+    "test_pairs_hanna.py",
     "test_real_data_recipe.py",
     "test_ddp.py",
     "test_hub_model_lora.py",

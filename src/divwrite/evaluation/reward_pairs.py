@@ -120,7 +120,7 @@ def train_pairwise_reward_model(
             lr_scheduler_type="linear",
             eval_strategy="no",
             max_length=None,  # cut above, at max_length, rather than dropped
-            gradient_checkpointing=torch.cuda.is_available(),
+            activation_checkpointing=torch.cuda.is_available(),  # TRL's default is on; off on CPU as the regressor
         )
         trainer = RewardTrainer(model=net, args=args, train_dataset=dataset, processing_class=tokenizer)
         start = time.perf_counter()
