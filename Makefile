@@ -84,8 +84,9 @@ format: setup
 deps: setup
 	$(BIN)/divwrite deps
 
+# make ui MLFLOW_PORT=5001: MLflow on 127.0.0.1; prints the links to open (the runs table, the methods side by side)
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/divwrite ui --port $(or $(MLFLOW_PORT),5000)
 
 clean-outputs:
 	rm -rf data/ingested data/truth data/filtered data/pairs data/embeddings data/selected data/weighted data/divpo data/generations data/evaluation models checkpoints reports

@@ -5,16 +5,16 @@ Writes reports/results.json (fixed shape), reports/comparisons.json (paired test
 prompts), reports/results.md (tables, figures, sample generations), reports/metrics.json
 (DVC metrics), reports/plots/*.csv (DVC plots) and the figures (Figure 2, Figures 4-5, the
 Pareto front) as PNGs, logged to this stage's MLflow run; one nested MLflow run per method
-so `mlflow ui` compares methods.
+(`eval/<method>`, tag `divwrite.role = method-eval`: `tracking.METHOD_EVAL_FILTER`) so
+`mlflow ui` compares methods.
 """
 
-import mlflow
 import pandas as pd
 
 from divwrite.core.records import RESPONSE_COLUMNS, write_table
 from divwrite.core.schema import Params
 from divwrite.core.stage import read_input, run_stage
-from divwrite.core.tracking import log_artifact, log_metrics
+from divwrite.core.tracking import log_artifact, log_metrics, method_eval_run
 from divwrite.evaluation.figures import plot_lexical_diversity, plot_pareto, plot_quality_vs_diversity
 from divwrite.evaluation.reporting import FIGURES, write_results
 from divwrite.evaluation.reward import SequenceRewardModel
@@ -59,7 +59,8 @@ def main(params: Params) -> dict:
         table = evaluate_samples(samples, prompts, **scorer)
         rows.append(summarise(method, table, cfg.confidence))
         per_prompt.append(table.assign(method=method))
-        with mlflow.start_run(run_name=f"eval/{method}", nested=True, tags={"divwrite.method": method}):
+        spec = params.train.methods[method].model_dump() if method in params.train.methods else None
+        with method_eval_run(method, spec):
             log_metrics({k: v["mean"] for k, v in rows[-1].items() if isinstance(v, dict)})
     table = pd.concat(per_prompt)
     write_table(table, "data/evaluation/per_prompt.parquet")

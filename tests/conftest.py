@@ -1,6 +1,7 @@
 """Test-wide settings: offline, no telemetry, quiet tokenizers; under pytest-xdist each worker
 gets its share of the cores, and the slowest modules start first."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -67,6 +68,48 @@ def store(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's (`.ci/run` installs them)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1000",
+]
+
+
+@pytest.fixture
+def chrome(tmp_path):
+    """Start headless Chromium browsers (selenium): `chrome(name)` opens a new one with its own
+    profile (`tmp_path/<name>`: nothing shared between two), each quit at teardown. Skips the
+    test when Debian's chromium or chromedriver is absent."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} is absent: apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def start(name: str = "profile"):
+        options = Options()
+        options.binary_location = CHROMIUM
+        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / name}"]:
+            options.add_argument(flag)
+        drivers.append(webdriver.Chrome(service=Service(CHROMEDRIVER), options=options))
+        return drivers[-1]
+
+    yield start
+    for driver in drivers:
+        with contextlib.suppress(Exception):  # a test may have quit it already
+            driver.quit()
+
+
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     """The tiny preference tests' BPE tokenizer (`tiny_preference.tiny_tokenizer`), one per module.
@@ -103,9 +146,10 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> None:
+def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> str:
     """`divwrite smoke --dir target *args` (a profile applied in a scratch copy of the
-    project, its own DVC and MLflow stores); fails the test with the output's tail."""
+    project, its own DVC and MLflow stores); fails the test with the output's tail. Returns
+    what the command printed (stdout: the run's report)."""
     import subprocess
     import sys
 
@@ -114,3 +158,4 @@ def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> None:
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout

@@ -22,18 +22,6 @@ from divwrite.evaluation.human.tasks import excerpt
 METHOD_A, METHOD_B = "ddpo-both", "dpo"
 # Each method's stories carry a marker word (not its name: the page must not name methods).
 MARKER = {METHOD_A: "Xylophone", METHOD_B: "Quokka"}
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def write_generations(path: Path, method: str, prompt_ids, n_samples: int = 4, words: int = 30) -> Path:
@@ -394,21 +382,8 @@ def test_server_cuts_a_torn_last_line_before_appending(generations, tmp_path):
 # -- the page in a real browser -----------------------------------------------------------
 
 
-def chrome(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
-def test_rating_page_saves_every_click_and_resumes_in_a_new_browser(running, tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} is absent: apt-get install -y chromium chromium-driver")
+def test_rating_page_saves_every_click_and_resumes_in_a_new_browser(running, chrome):
+    """Headless Chromium (conftest's `chrome`) on the rating page."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -448,7 +423,7 @@ def test_rating_page_saves_every_click_and_resumes_in_a_new_browser(running, tmp
         assert latest(task_index)["comment"] == comment
         return saves
 
-    first = chrome(tmp_path / "profile-1")
+    first = chrome("profile-1")
     try:
         first.get(page)
         wait(first, lambda d: d.find_element(By.ID, "task").is_displayed())
@@ -466,7 +441,7 @@ def test_rating_page_saves_every_click_and_resumes_in_a_new_browser(running, tmp
     finally:
         first.quit()
 
-    second = chrome(tmp_path / "profile-2")  # a new browser: nothing kept on the client side
+    second = chrome("profile-2")  # a new browser: nothing kept on the client side
     try:
         second.get(page)
         wait(second, lambda d: d.find_element(By.ID, "task").is_displayed())

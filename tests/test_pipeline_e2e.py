@@ -86,6 +86,14 @@ def test_every_stage_ran_under_one_mlflow_pipeline_run(smoke):
     expected = {"ingest", "base", "filter", "pair", "embed", "deviate", "divpo", "reward", "evaluate", "premise"}
     expected |= {f"{s}@{m}" for s in ("train", "generate") for m in METHODS[:-1]}
     assert stages == expected
+    # the methods' evaluation runs: in the pipeline's experiment, under evaluate, one filter away
+    (evaluate,) = [r for r in runs if r.info.run_name == "evaluate"]
+    evals = [r for r in runs if r.data.tags.get("divwrite.role") == "method-eval"]
+    assert sorted(r.info.run_name for r in evals) == sorted(f"eval/{m}" for m in METHODS)
+    for run in evals:
+        assert run.info.experiment_id == pipeline.info.experiment_id
+        assert run.data.tags["mlflow.parentRunId"] == evaluate.info.run_id
+        assert {"quality", "semantic_diversity", "style_diversity"} <= set(run.data.metrics)
     assert pipeline.data.metrics["ddpo-both.quality"] == pytest.approx(
         json.loads((smoke / "reports/metrics.json").read_text())["ddpo-both"]["quality"]
     )

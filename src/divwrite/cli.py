@@ -1,6 +1,6 @@
 """`divwrite` command line: the pipeline under MLflow, the smoke profile, a profile as a DVC
 experiment, the ablation grid, the seeds, the human evaluation, the CI retraining, the stages'
-code dependencies.
+code dependencies, the MLflow UI.
 
 What a command produces (a table, a markdown report, commands with --dry-run) goes to
 stdout; progress, warnings and errors go to the log on stderr (`core.logs`)."""
@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("run_b", help="run id or name, e.g. eval/ddpo-both")
     compare.add_argument("--experiment", default=None, help="look names up in this MLflow experiment only")
     compare.add_argument("--all-params", action="store_true", help="list every param, not only those that differ")
+    ui = sub.add_parser(
+        "ui", help="the MLflow UI on localhost; prints links to the runs tables and the methods side by side"
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     deps = sub.add_parser("deps", help="each stage's code dependencies from its imports, checked against dvc.yaml")
     deps.add_argument("--check", action="store_true", help="only list what is wrong (exit 1 if anything is)")
     human_cli.add_parser(sub)
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(compare_runs(*runs, all_params=args.all_params), end="")  # noqa: T201 - the command's output
         return 0
+    if args.command == "ui":
+        return serve_ui(args.port)
     if args.command == "calibrate":
         from divwrite.ops.calibration import run_config
 
@@ -132,6 +138,27 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_seeds(dry_run=args.dry_run, collect_only=args.collect_only, force=args.force, baseline=args.baseline)
     return pipeline.run_smoke(args.dir, profile=args.profile, targets=args.targets)
+
+
+def serve_ui(port: int) -> int:
+    """`mlflow ui` on 127.0.0.1:`port` for the project's store (`MLFLOW_TRACKING_URI` overrides
+    it), after printing the pages to open (`tracking.ui_links`): MLflow 3.17 opens its GenAI
+    overview unless the URL asks for the runs table."""
+    import os
+
+    from divwrite.core.tracking import tracking_uri, ui_links, use_store
+
+    root = Path.cwd()
+    use_store(root)
+    links = ui_links(port)
+    print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it). Open:")  # noqa: T201 - the command's output
+    for label, url in links or [("runs", f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning")]:
+        print(f"  {label}: {url}")  # noqa: T201 - ditto
+    sys.stdout.flush()
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    args = ["ui", "--backend-store-uri", tracking_uri(root), "--host", "127.0.0.1", "--port", str(port)]
+    os.execv(mlflow, [mlflow, *args])  # noqa: S606 - the MLflow server replaces this process
+    return 1  # not reached
 
 
 if __name__ == "__main__":

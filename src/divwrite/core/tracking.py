@@ -5,6 +5,16 @@ The store is a sqlite file in the repository (`mlflow.db`), artifacts go to
 pipeline run and hands its id to the stages through `DIVWRITE_PIPELINE_RUN_ID`; a stage
 started some other way (`dvc repro`, `dvc exp run`, by hand) still gets a run of its
 own, tagged as standalone. `MLFLOW_TRACKING_URI` overrides the store.
+
+Every experiment the project creates is tagged `mlflow.experimentKind:
+custom_model_development` (a model-training experiment, not a GenAI app). MLflow 3.17's UI
+does not read that tag to pick its landing page: it opens the GenAI overview unless the
+page's URL (or the toggle in its sidebar, remembered by the browser) says
+`workflowType=machine_learning`, hence the links of `ui_links` (`divwrite ui`, `make ui`).
+
+The evaluate stage logs one nested run per method (`method_eval_run`): run name
+`eval/<method>`, tag `divwrite.role = method-eval`, the method's metrics and spec, in the
+experiment of the stage's run. `METHOD_EVAL_FILTER` selects exactly those runs in the UI.
 """
 
 from __future__ import annotations
@@ -18,12 +28,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from divwrite.core.params import flatten
 from divwrite.core.vcs import run_git
 
 PARENT_RUN_ENV = "DIVWRITE_PIPELINE_RUN_ID"
 DEFAULT_EXPERIMENT = "divwrite"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+METHOD_EVAL_ROLE = "method-eval"
+METHOD_EVAL_FILTER = f"tags.divwrite.role = '{METHOD_EVAL_ROLE}'"
+# The UI nests child runs under their parent (collapsed) only when the table is sorted by
+# date: sorted by quality, the methods' evaluation runs are listed flat, best first.
+METHODS_ORDER = "&orderByKey=" + quote("metrics.`quality`") + "&orderByAsc=false"
+# Tags a method's evaluation run copies from the evaluate stage's run.
+INHERITED_TAGS = ("mlflow.source.git.commit", "dvc.experiment", "dvc.baseline_rev")
 
 
 def project_root() -> Path:
@@ -43,24 +62,37 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def configure(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> str:
-    """Point MLflow at the project's store (telemetry off); return the experiment id."""
+def use_store(root: Path | None = None) -> None:
+    """Point MLflow at the project's store (`tracking_uri`), telemetry off."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
-    root = root or project_root()
     mlflow.set_tracking_uri(tracking_uri(root))
+
+
+def configure(experiment: str = DEFAULT_EXPERIMENT, root: Path | None = None) -> str:
+    """Point MLflow at the project's store (telemetry off); return the experiment id. The
+    experiment is created tagged `EXPERIMENT_KIND`; one that lacks the tag (made by an
+    earlier version) gets it."""
+    import mlflow
+
+    root = root or project_root()
+    use_store(root)
     found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts" / experiment).as_uri())
-    except Exception:  # another process created it in the meantime
-        found = mlflow.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        try:
+            location = (root / "mlartifacts" / experiment).as_uri()
+            return mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+        except Exception:  # another process created it in the meantime
+            found = mlflow.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+    client = mlflow.MlflowClient()
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in found.tags:
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -151,6 +183,59 @@ def stage_run(stage: str, params: dict[str, Any] | None = None, experiment: str 
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run
         mlflow.log_metric("stage_seconds", time.perf_counter() - start)
+
+
+@contextmanager
+def method_eval_run(method: str, spec: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A nested run `eval/<method>` under the active run (the evaluate stage's), in that run's
+    experiment, tagged `divwrite.role = method-eval` (`METHOD_EVAL_FILTER`) and
+    `divwrite.method`, with the stage run's commit and DVC experiment tags; `spec` (the
+    method's `train.methods` entry) is logged as params `method.<key>`."""
+    import mlflow
+
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError(f"eval/{method}: no active MLflow run to nest the method's evaluation under")
+    inherited = mlflow.get_run(parent.info.run_id).data.tags
+    tags = {k: inherited[k] for k in INHERITED_TAGS if k in inherited}
+    tags |= {"divwrite.role": METHOD_EVAL_ROLE, "divwrite.method": method}
+    with mlflow.start_run(
+        experiment_id=parent.info.experiment_id, run_name=f"eval/{method}", nested=True, tags=tags
+    ) as run:
+        if spec:
+            mlflow.log_params({f"method.{k}": str(v) for k, v in spec.items() if v is not None})
+        yield run
+
+
+def ui_links(port: int = 5000, host: str = "127.0.0.1") -> list[tuple[str, str]]:
+    """(label, URL) of the MLflow UI pages worth opening, for the store `configure` set: each
+    experiment's runs table; where methods were evaluated, the latest evaluation's methods
+    side by side (a bar chart per metric) and every method evaluation in a table, flat, best
+    quality first. The URLs say `workflowType=machine_learning`: without it MLflow 3.17 opens
+    its GenAI overview (traces), whatever the experiment's tags."""
+    import mlflow
+
+    base = f"http://{host}:{port}/#/experiments"
+    links = []
+    for exp in mlflow.search_experiments(order_by=["name ASC"]):
+        if not mlflow.search_runs([exp.experiment_id], max_results=1, output_format="list"):
+            continue
+        runs = f"{base}/{exp.experiment_id}/runs?workflowType=machine_learning"
+        links.append((f"{exp.name}: runs", runs))
+        latest = mlflow.search_runs(
+            [exp.experiment_id],
+            filter_string=METHOD_EVAL_FILTER,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
+        if latest:
+            last = f"{METHOD_EVAL_FILTER} AND tags.mlflow.parentRunId = '{latest[0].data.tags['mlflow.parentRunId']}'"
+            charts = f"{runs}&searchFilter={quote(last)}{METHODS_ORDER}&compareRunsMode=CHART"
+            links.append((f"{exp.name}: the latest evaluation's methods", charts))
+            table = f"{runs}&searchFilter={quote(METHOD_EVAL_FILTER)}{METHODS_ORDER}"
+            links.append((f"{exp.name}: every method evaluation", table))
+    return links
 
 
 def find_run(ref: str, experiment: str | None = None) -> Any:
