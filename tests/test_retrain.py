@@ -523,7 +523,7 @@ def test_full_profile_diffs_against_mains_committed_metrics_and_pushes(project, 
     lock = yaml.safe_load(sh(root, "git", "show", f"{head_exp}:dvc.lock").stdout)
     hashes = [out["md5"] for name in ("ingest", "base", "filter", "pair") for out in lock["stages"][name]["outs"]
               if not out["path"].startswith("reports/")]  # fmt: skip
-    assert len(hashes) == 5  # data/ingested, data/truth, models/base, data/filtered, data/pairs
+    assert len(hashes) == 6  # data/ingested, data/given_pairs, data/truth, models/base, data/filtered, data/pairs
     for md5 in hashes:
         assert (storage / "files/md5" / md5[:2] / md5[2:]).is_file(), md5
     files = sum(1 for p in storage.rglob("*") if p.is_file())
