@@ -146,16 +146,16 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800) -> str:
+def run_in_scratch_copy(target: Path, *args: str, timeout: int = 1800, env: dict[str, str] | None = None) -> str:
     """`divwrite smoke --dir target *args` (a profile applied in a scratch copy of the
-    project, its own DVC and MLflow stores); fails the test with the output's tail. Returns
-    what the command printed (stdout: the run's report)."""
+    project, its own DVC and MLflow stores; `env`: extra variables); fails the test with the
+    output's tail. Returns what the command printed (stdout: the run's report)."""
     import subprocess
     import sys
 
     proc = subprocess.run(
         [sys.executable, "-m", "divwrite.cli", "smoke", "--dir", str(target), *args],
-        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=REPO, env=subprocess_env(**(env or {})), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc.stdout

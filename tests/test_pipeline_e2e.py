@@ -112,6 +112,7 @@ DATA_OUTPUTS = [
     "reports/gates",
     "reports/dataset_card.json",
     "reports/dataset_card.md",
+    "models/base",
 ]
 DATA_OUTPUTS += [f"reports/stages/{stage}.json" for stage in DATA_STAGES]  # fmt: skip
 
@@ -122,9 +123,11 @@ def file_digests(root: Path, paths: list[str]) -> dict[str, str]:
 
 
 def test_data_stages_are_byte_identical_across_runs(smoke, tmp_path):
-    """A second scratch copy (its own DVC cache and embedding cache) reproduces the data
-    stages with the same bytes: tables, gate summaries, dataset card, stage metrics."""
-    run_in_scratch_copy(tmp_path, "deviate", "divpo")
+    """A second scratch copy (its own DVC cache and embedding cache), its stages in fresh
+    interpreters (`DIVWRITE_PREFORK=0`) where the first forked them from a warm one,
+    reproduces the data stages and the base model with the same bytes: tables, gate
+    summaries, dataset card, stage metrics, initial weights."""
+    run_in_scratch_copy(tmp_path, "deviate", "divpo", env={"DIVWRITE_PREFORK": "0"})
     first, second = file_digests(smoke, DATA_OUTPUTS), file_digests(tmp_path, DATA_OUTPUTS)
     assert len(first) >= 20 and "data/divpo/train.parquet" in first
     assert first == second

@@ -30,6 +30,7 @@ import yaml
 
 from divwrite.core.files import read_json
 from divwrite.core.params import ParamsError, deep_merge, flatten, load_params, read_params
+from divwrite.core.prefork import warm_interpreter
 from divwrite.core.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
 from divwrite.core.vcs import run_dvc, run_git, venv_env
 from divwrite.ops.profiles import absolute_source, load_profile
@@ -92,8 +93,8 @@ def reproduce(dvc_args: list[str] | None = None, root: Path | None = None) -> Pi
     with mlflow.start_run(experiment_id=experiment_id, run_name="pipeline", tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params.model_dump(mode="json")).items()})
-        env = venv_env({PARENT_RUN_ENV: run_id})
-        code = run_dvc(root, "repro", *(dvc_args or []), env=env, output="inherit").returncode
+        with warm_interpreter(venv_env({PARENT_RUN_ENV: run_id})) as env:  # stages fork from a warm one
+            code = run_dvc(root, "repro", *(dvc_args or []), env=env, output="inherit").returncode
         stages = stage_times(run_id, experiment_id)
         if stages or code != 0:
             _log_results(root)
