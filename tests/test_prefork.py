@@ -1,4 +1,4 @@
-"""The warm interpreter that `divwrite repro`'s stages fork from (`divwrite.core.prefork`): a
+"""The warm interpreter that `divwrite repro`'s stages fork from (`divwrite.ops.prefork`): a
 stage run through its `python` shim sees what `python` would have given it, and everything
 it cannot run goes to the real interpreter. (The pipeline's outputs with and without it are
 compared byte for byte in tests/test_pipeline_e2e.py.)"""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from divwrite.core.prefork import import_time_differences, warm_interpreter
+from divwrite.ops.prefork import import_time_differences, warm_interpreter
 
 PROBE = """
 import json, os, sys
@@ -54,7 +54,7 @@ def test_a_script_sees_what_python_would_give_it(warm, tmp_path):
         assert seen["name"] == "__main__" and seen["file"] == str(script)
         assert out.stderr == "to stderr\n"
         # It ran in a process forked from the server, which had imported the preload.
-        assert seen["preloaded"] and seen["parent"][1:4] == ["-m", "divwrite.core.prefork", "serve"]
+        assert seen["preloaded"] and seen["parent"][1:4] == ["-m", "divwrite.ops.prefork", "serve"]
 
 
 def test_a_module_runs_as_with_dash_m(warm, tmp_path):

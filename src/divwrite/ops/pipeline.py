@@ -30,9 +30,9 @@ import yaml
 
 from divwrite.core.files import read_json
 from divwrite.core.params import ParamsError, deep_merge, flatten, load_params, read_params
-from divwrite.core.prefork import warm_interpreter
 from divwrite.core.tracking import PARENT_RUN_ENV, configure, git_commit, log_metrics
 from divwrite.core.vcs import run_dvc, run_git, venv_env
+from divwrite.ops.prefork import warm_interpreter
 from divwrite.ops.profiles import absolute_source, load_profile
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ starts forks from a process that has already imported torch, transformers, TRL, 
 Great Expectations, instead of importing them again (~4-7 s of CPU per stage here).
 
 `warm_interpreter(env)` (used by `ops.pipeline.reproduce`) starts a server (`python -m
-divwrite.core.prefork serve SOCKET`) that imports `PRELOAD`, third-party libraries only: this
+divwrite.ops.prefork serve SOCKET`) that imports `PRELOAD`, third-party libraries only: this
 project's own modules are imported afresh by every stage, so a stage always runs the code DVC
 hashed. The server lives as long as the `with` block. The environment it returns puts a
 `python` shim first on PATH; DVC runs the stages' unchanged `cmd`s (`python stages/x.py`,
@@ -293,7 +293,7 @@ def warm_interpreter(env: Mapping[str, str], preload: tuple[str, ...] = PRELOAD)
         shim.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n')
         shim.chmod(0o755)
         server = subprocess.Popen(
-            [sys.executable, "-m", "divwrite.core.prefork", "serve", str(sock), *preload],
+            [sys.executable, "-m", "divwrite.ops.prefork", "serve", str(sock), *preload],
             env=env,
             stdin=subprocess.DEVNULL,
         )
