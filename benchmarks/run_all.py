@@ -4,7 +4,8 @@ was met) and a summary on stdout.
 
     python benchmarks/run_all.py [--only pairing deviation ...] [--full]
 
-`--full` adds the default pipeline (`make run`'s, ~25 min here) to the smoke one.
+`--full` adds the default pipeline (`make run`'s, ~25 min here) to the smoke one, and the paper's
+size to the scale benchmark's 1x and 10x.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import bench_generation
 import bench_launch
 import bench_pairing
 import bench_pipeline
+import bench_scale
 import bench_smollm2
 import bench_trainers
 from harness import RESULTS
@@ -30,13 +32,18 @@ BENCHMARKS = {
     "launch": lambda full: bench_launch.run(rounds=5),
     "smollm2": lambda full: bench_smollm2.run(batches=3, n_prompts=16, measured_builtin_minutes=None) or [],
     "pipeline": lambda full: [bench_pipeline.run(p, None) for p in (["smoke", "default"] if full else ["smoke"])],
+    "scale": lambda full: bench_scale.run(["1", "10", "paper:0.1", "paper"] if full else ["1", "10"]),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=list(BENCHMARKS))
-    parser.add_argument("--full", action="store_true", help="also time the default pipeline (~25 min)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also time the default pipeline (~25 min) and the data stages at the paper's size",
+    )
     args = parser.parse_args(argv)
     results = {}
     for name in args.only:
