@@ -115,10 +115,14 @@ def test_terminating_the_shim_terminates_its_stage(warm, tmp_path):
     assert not Path(f"/proc/{stage}").exists()
 
 
-def test_off_or_unsupported_leaves_the_environment_alone():
+def test_off_it_adds_only_the_wait_policy():
     env = {"PATH": "/usr/bin", "DIVWRITE_PREFORK": "0"}
     with warm_interpreter(env) as got:
-        assert got == env
+        assert set(got) - set(env) <= {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} and len(got) == len(env) + 1
+        assert got["PATH"] == "/usr/bin"
+    mine = env | {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own policy is kept
+    with warm_interpreter(mine) as got:
+        assert got == mine
 
 
 def test_import_time_variables_are_the_ones_compared():

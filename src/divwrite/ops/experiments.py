@@ -49,7 +49,8 @@ from typing import Any, Protocol
 
 from divwrite.core.files import read_json
 from divwrite.core.schema import Method
-from divwrite.core.vcs import run_dvc, run_git
+from divwrite.core.vcs import run_dvc, run_git, venv_env
+from divwrite.ops.prefork import warm_interpreter
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ def run_queue(root: Path, dry_run: bool = False) -> int:
     print(shlex.join(cmd))  # noqa: T201 - the dvc commands are the command's output (all of it with --dry-run)
     if dry_run:
         return 0
-    return run_dvc(root, *cmd[1:], output="inherit").returncode
+    with warm_interpreter(venv_env()) as env:  # the experiments' stages fork from a warm interpreter
+        return run_dvc(root, *cmd[1:], env=env, output="inherit").returncode
 
 
 def queue_and_run(root: Path, points: Sequence[Point], force: bool = False, dry_run: bool = False) -> None:

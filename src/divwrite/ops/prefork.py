@@ -75,6 +75,7 @@ IMPORT_TIME_ENV = (
     "CUDA",
     "NVIDIA_",
     "OMP_",
+    "GOMP_",
     "MKL_",
     "KMP_",
     "OPENBLAS_",
@@ -280,9 +281,13 @@ def enabled(env: Mapping[str, str]) -> bool:
 @contextlib.contextmanager
 def warm_interpreter(env: Mapping[str, str], preload: tuple[str, ...] = PRELOAD) -> Iterator[dict[str, str]]:
     """Start a warm interpreter that has imported `preload`, under `env`; yield `env` with its
-    `python` shim first on PATH. Yields `env` unchanged where it is turned off
-    (`DIVWRITE_PREFORK=0`) or unsupported."""
-    env = dict(env)
+    `python` shim first on PATH. Yields `env` without the shim where it is turned off
+    (`DIVWRITE_PREFORK=0`) or unsupported. Both add OpenMP's wait policy for the machine's load
+    (`core.distributed.cpu_wait_env`) where `env` does not set it: what the stages' torch reads
+    when it loads."""
+    from divwrite.core.distributed import cpu_wait_env  # not at the top: the shim runs this file without site-packages
+
+    env = dict(env) | cpu_wait_env(env)  # read when torch loads: the server's environment must have it
     if not enabled(env):
         yield env
         return

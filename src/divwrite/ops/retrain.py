@@ -56,6 +56,7 @@ from typing import Any
 from divwrite.core.logs import setup_logging
 from divwrite.core.params import flatten, has_param, load_params, parse_yaml
 from divwrite.core.vcs import hydra_value, override_args, run_dvc, run_git, venv_env
+from divwrite.ops.prefork import warm_interpreter
 from divwrite.ops.profiles import absolute_source, load_profile
 from divwrite.ops.retrain_push import dvc_remotes, exp_commit, push_results
 from divwrite.ops.retrain_report import (
@@ -188,7 +189,8 @@ def run_experiment(root: Path, cwd: Path, side: Side, profile: str, targets: Seq
     with _parent_run(root, side, profile) as run_id:
         env = venv_env({PARENT_RUN_ENV: run_id, "MLFLOW_TRACKING_URI": tracking_uri(root)})
         env.pop("DVC_ROOT", None)
-        proc = run_dvc(cwd, *args, env=env, output="stream")
+        with warm_interpreter(env) as env:  # its stages fork from a warm interpreter
+            proc = run_dvc(cwd, *args, env=env, output="stream")
         code = proc.returncode
         side.stages = parse_stage_log(proc.stdout)
         if code != 0:
