@@ -82,9 +82,11 @@ def embed_main(params) -> dict:
     model = cached(StylometricEmbedder(), enabled=params.deviate.embedding_cache)
     table = embed_table(model, train["response"].tolist(), batch_size=params.deviate.batch_size)
     save_table(table, "data/embeddings/sty.safetensors")
-    projection = np.random.default_rng(0).normal(size=(table.vectors.shape[1], SEM_DIM))
-    sem = table.vectors.astype(np.float64) @ projection
-    sem = (sem / np.linalg.norm(sem, axis=1, keepdims=True)).astype(np.float32)
+    projection = np.random.default_rng(0).normal(size=(table.vectors.shape[1], SEM_DIM)).astype(np.float32)
+    sem = np.empty((len(table.vectors), SEM_DIM), dtype=np.float32)  # what MiniLM's table holds, no more
+    for i in range(0, len(sem), 65_536):
+        block = table.vectors[i : i + 65_536] @ projection
+        sem[i : i + 65_536] = block / np.linalg.norm(block, axis=1, keepdims=True)
     save_table(EmbeddingTable(table.keys, sem, "stand-in", "stylometric@random-384"), "data/embeddings/sem.safetensors")
     stats = {"sty": {"texts": len(table), "dim": int(table.vectors.shape[1])}, "sem_stand_in": {"dim": SEM_DIM}}
     write_json(stats, "reports/stages/embed.json")
