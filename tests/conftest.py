@@ -30,6 +30,7 @@ SHARED = REPO.parent / "shared"
 # `--dist loadfile` hands whole modules to idle workers in collection order, so starting the
 # longest ones first keeps the two workers busy until the end (longest-processing-time first).
 SLOWEST_FIRST = [
+    "test_smollm2.py",
     "test_pipeline_e2e.py",
     "test_ablation.py",
     "test_retrain.py",
@@ -39,6 +40,9 @@ SLOWEST_FIRST = [
     "test_real_data_recipe.py",
     "test_ddp.py",
     "test_hub_model_lora.py",
+    "test_smoke_run.py",
+    "test_mlflow_ui.py",
+    "test_benchmarks.py",
 ]
 
 
