@@ -31,8 +31,10 @@ from divwrite.core.distributed import WAIT_ENV, cpu_wait_env
 BUSY = "while True: pass"
 
 
-def child(threads: int, steps: int) -> None:
-    """Train `steps` SFT steps; print the median step time (first two left out) and the weights' md5."""
+def child(threads: int, steps: int, autocast: bool = False) -> None:
+    """Train `steps` SFT steps (under bf16 autocast if `autocast`); print the median step time
+    (first two left out), the mean training loss and the weights' md5."""
+    import contextlib
     import hashlib
 
     import torch
@@ -56,12 +58,13 @@ def child(threads: int, steps: int) -> None:
         trainer.args.max_steps, trainer.args.disable_tqdm = steps, True
         timer = StepTimes()
         trainer.add_callback(timer)
-        trainer.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+            loss = trainer.train().training_loss
         digest = hashlib.md5(b"".join(p.detach().numpy().tobytes() for p in trainer.model.parameters())).hexdigest()
-    print(json.dumps({"step": statistics.median(timer.times[2:]), "md5": digest}))
+    print(json.dumps({"step": statistics.median(timer.times[2:]), "loss": loss, "md5": digest}))
 
 
-def measure(policy: str, busy: bool, threads: int, steps: int) -> dict:
+def measure(policy: str, busy: bool, threads: int, steps: int, autocast: bool = False) -> dict:
     """One fresh process under `policy` ("openmp": no wait settings; "pipeline": `cpu_wait_env`
     decided while the competitor, if any, already runs)."""
     competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
@@ -70,7 +73,7 @@ def measure(policy: str, busy: bool, threads: int, steps: int) -> dict:
         if policy == "pipeline":
             env |= cpu_wait_env(env)
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(threads), str(steps)],
+            [sys.executable, __file__, "--child", str(threads), str(steps), *(["--autocast"] if autocast else [])],
             env=env, capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
         )  # fmt: skip
     finally:
@@ -122,7 +125,7 @@ def run(steps: int = 10, rounds: int = 2) -> dict:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        child(int(sys.argv[2]), int(sys.argv[3]))
+        child(int(sys.argv[2]), int(sys.argv[3]), autocast="--autocast" in sys.argv)
     else:
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--steps", type=int, default=10)

@@ -176,7 +176,9 @@ def run_scale(scale: Scale, params: dict, work: Path, semantic_sample: int = SEM
     shutil.rmtree(project, ignore_errors=True)
     (project / "data" / "raw").mkdir(parents=True)
     (project / "models").mkdir()
-    (project / "models" / "base").symlink_to(ROOT / "models" / "base")
+    linked = (ROOT / "models" / "base").is_dir()  # the project's tokenizer; a fresh clone has none yet
+    if linked:
+        (project / "models" / "base").symlink_to(ROOT / "models" / "base")
     shutil.copy(corpus_file, project / "data" / "raw" / "scale.parquet")
     run_params = json.loads(json.dumps(params))
     run_params["data"] |= {"source": "data/raw/scale.parquet", "layout": "per_prompt"}
@@ -188,6 +190,8 @@ def run_scale(scale: Scale, params: dict, work: Path, semantic_sample: int = SEM
         if stage == "semantic" and not semantic_sample:
             continue
         stages[stage] = _run_child(stage, project, semantic_sample)
+        if stage == "ingest" and not linked:  # the `base` stage on this corpus (not timed): filter needs its tokenizer
+            _run_child("base", project, semantic_sample)
         s = stages[stage]
         what = (f"{s['seconds_per_1k']:.1f} s per 1k texts -> {s['extrapolated_seconds']:.0f} s for {s['texts']:,}"
                 if stage == "semantic" else f"{s['seconds']:.1f} s, peak {s['peak_mib']:,.0f} MiB")  # fmt: skip

@@ -14,11 +14,13 @@ import argparse
 import sys
 import time
 
+import bench_busy
 import bench_deviation
 import bench_generation
 import bench_launch
 import bench_pairing
 import bench_pipeline
+import bench_precision
 import bench_scale
 import bench_smollm2
 import bench_trainers
@@ -32,6 +34,8 @@ BENCHMARKS = {
     "launch": lambda full: bench_launch.run(rounds=5),
     "smollm2": lambda full: bench_smollm2.run(batches=3, n_prompts=16, measured_builtin_minutes=None) or [],
     "pipeline": lambda full: [bench_pipeline.run(p, None) for p in (["smoke", "default"] if full else ["smoke"])],
+    "busy": lambda full: bench_busy.run(steps=10, rounds=2),
+    "precision": lambda full: bench_precision.run(steps=10, rounds=2),
     "scale": lambda full: bench_scale.run(["1", "10", "paper:0.1", "paper"] if full else ["1", "10"]),
 }
 

@@ -111,3 +111,22 @@ def test_scale_benchmark_measures_every_stage(tmp_path):
         assert row["time_ratio"]["0.04"] == 1.0
     assert set(entry["goals"]) == {"max_time_exponent", "peak_gib"}
     assert not (tmp_path / "work" / "project-0.04").exists()  # scratch projects are removed
+
+
+@pytest.mark.slow  # ~40 s: three fresh training processes, one beside a busy competitor
+def test_the_wait_policy_trains_the_same_bytes_and_the_thread_count_does_not():
+    """bench_busy's child, as the benchmark runs it: OpenMP's own wait policy on an idle machine
+    and the pipeline's (PASSIVE: decided while the benchmark's competitor runs) give the same
+    weights; one thread gives other weights (a sum split otherwise adds in another order), which
+    is why the thread count is not left to the load by default."""
+    import os
+
+    import bench_busy
+
+    cores = len(os.sched_getaffinity(0))
+    idle = bench_busy.measure("openmp", busy=False, threads=cores, steps=3)
+    busy = bench_busy.measure("pipeline", busy=True, threads=cores, steps=3)
+    assert idle["wait"] == {} and busy["wait"] == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert idle["md5"] == busy["md5"] and idle["step"] > 0 and busy["step"] > 0
+    if cores > 1:
+        assert bench_busy.measure("pipeline", busy=False, threads=1, steps=3)["md5"] != idle["md5"]
