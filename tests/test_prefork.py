@@ -118,8 +118,7 @@ def test_terminating_the_shim_terminates_its_stage(warm, tmp_path):
 def test_off_it_adds_only_the_wait_policy():
     env = {"PATH": "/usr/bin", "DIVWRITE_PREFORK": "0"}
     with warm_interpreter(env) as got:
-        assert set(got) - set(env) <= {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} and len(got) == len(env) + 1
-        assert got["PATH"] == "/usr/bin"
+        assert set(got) - set(env) <= {"OMP_WAIT_POLICY"} and got["PATH"] == "/usr/bin"
     mine = env | {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own policy is kept
     with warm_interpreter(mine) as got:
         assert got == mine

@@ -30,7 +30,6 @@ def process_state():
 CPU_THREADS_ENV = "DIVWRITE_CPU_THREADS"
 # OpenMP's (libgomp's, torch's CPU build) wait policy: read once, when torch loads.
 WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-IDLE_SPINCOUNT = 10000  # spins before a waiting thread sleeps on an idle machine (libgomp: 300,000)
 
 
 def affinity_cores() -> int:
@@ -63,12 +62,13 @@ def free_cores(interval: float = 0.25) -> float:
 def cpu_wait_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """How OpenMP's threads wait, for the processes a pipeline starts (`ops.prefork.warm_interpreter`):
     nothing where the environment sets it (`OMP_WAIT_POLICY` / `GOMP_SPINCOUNT`); else `PASSIVE`
-    (a thread that waits sleeps) when other processes keep a core busy, and a short spin
-    (`GOMP_SPINCOUNT`) otherwise. libgomp's own default spins ~300,000
-    times before sleeping: on 2 cores with one busy process beside it, the thread that shares a
-    core is descheduled while its partner spins, and an SFT step took 4x its idle time
-    (`benchmarks/bench_busy.py`). How threads wait does not change how work is split: the same
-    bytes come out either way."""
+    (a thread that waits sleeps) when other processes keep a core busy, and OpenMP's own policy
+    otherwise. libgomp spins ~300,000 times before a waiting thread sleeps: on 2 cores with one
+    busy process beside it, the thread that shares a core is descheduled while its partner spins,
+    and an SFT step took 4.3x its idle time, 1.9x when passive (`benchmarks/bench_busy.py`). On an
+    idle machine the spin is what keeps short parallel regions fast (a shorter one, 10,000, cost
+    ~5% of an SFT step). How threads wait does not change how work is split: the same bytes
+    come out either way."""
     environ = os.environ if environ is None else environ
     if any(k in environ for k in WAIT_ENV):
         return {}
@@ -76,10 +76,8 @@ def cpu_wait_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def wait_policy(free: float, cores: int) -> dict[str, str]:
-    """`PASSIVE` when fewer than `cores` are free (half a core busy is busy), else a short spin."""
-    if free < cores - 0.5:
-        return {"OMP_WAIT_POLICY": "PASSIVE"}
-    return {"GOMP_SPINCOUNT": str(IDLE_SPINCOUNT)}
+    """`PASSIVE` when fewer than `cores` are free (half a core busy is busy), else nothing."""
+    return {"OMP_WAIT_POLICY": "PASSIVE"} if free < cores - 0.5 else {}
 
 
 def use_cpu_cores() -> int:
