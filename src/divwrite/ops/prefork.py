@@ -11,8 +11,8 @@ hashed. The server lives as long as the `with` block. The environment it returns
 with `python -S`: stdlib only, ~20 ms) sends its argv, working directory, environment and
 stdin/stdout/stderr to the server, which forks a waiter, which forks the stage process. The
 stage process takes the shim's descriptors, directory and environment, runs the script or
-module as `python` would (`runpy`) and exits through the interpreter's normal shutdown
-(atexit: MLflow ends its run, logging flushes). The waiter sends its exit status back to the
+module as `python` would (`runpy`) and exits through the interpreter's shutdown up to its
+atexit handlers (MLflow ends its run, logging flushes; `_exit`). The waiter sends its exit status back to the
 shim, which exits with it; SIGTERM/SIGHUP to the shim reach the stage process, and a shim
 that dies takes its stage process with it.
 
@@ -122,13 +122,18 @@ def serve(path: str, preload: tuple[str, ...] = PRELOAD) -> None:
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
     _, fds, _, _ = socket.recv_fds(conn, 1, 3)
-    header = b""
-    while len(header) < _LENGTH:
-        header += conn.recv(_LENGTH - len(header))
-    size, body = int.from_bytes(header, "big"), b""
-    while len(body) < size:
-        body += conn.recv(size - len(body))
-    return json.loads(body), fds
+    header = _read(conn, _LENGTH)
+    return json.loads(_read(conn, int.from_bytes(header, "big"))), fds
+
+
+def _read(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:  # the shim went away before its request was whole: nothing to run
+            os._exit(0)
+        data += chunk
+    return data
 
 
 def _send(conn: socket.socket, message: dict) -> None:
@@ -171,7 +176,7 @@ def _wait_for_stage(conn: socket.socket, own_env: dict[str, str], set_by_imports
 
 def _run_stage(request: dict, fds: list[int]) -> None:
     """The stage process: become `python <argv>` in the shim's directory, environment and stdio;
-    exits through the interpreter's normal shutdown with the script's exit code."""
+    leaves with the script's exit code (`_exit`)."""
     import random
     import runpy
 
