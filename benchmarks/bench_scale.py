@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default $TMPDIR/divwrite-bench-scale)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch projects")
     parser.add_argument("--semantic-sample", type=int, default=SEMANTIC_SAMPLE, help="texts MiniLM embeds (0: skip)")
-    parser.add_argument("--child", choices=[*STAGES, "semantic"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=[*STAGES, "base", "semantic"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.work)
