@@ -46,7 +46,8 @@ def free_cores(interval: float = 0.25) -> float:
     cores = affinity_cores()
 
     def sample() -> tuple[int, int]:
-        fields = [int(x) for x in open("/proc/stat", encoding="ascii").readline().split()[1:]]  # noqa: SIM115
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
         return sum(fields), fields[3] + fields[4]  # all jiffies, idle + iowait
 
     try:
